@@ -1,0 +1,3 @@
+from mdcsql.cli import main
+
+main()
