@@ -1,0 +1,191 @@
+"""An archive root: its settings, layout, single write path and catalog, in one handle.
+
+Everything the CLI and the HTTP API do starts here: `Archive.init` creates a root,
+`Archive.open` finds one, and the methods below are the library functions the commands call.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from mdcsql.config import Settings, load_config, settings_from_dict
+from mdcsql.durable import atomic_write_json
+from mdcsql.errors import ArchiveLockedError, NotFoundError
+from mdcsql.ingest.recovery import RecoveryReport
+from mdcsql.ingest.writer import Ack, Ingestor, WriteLock
+from mdcsql.layout import (ARCHIVE_ROOT, CATALOG_DIR, QUARANTINE_DIR, SESSIONS_DIR, TIER_ROOTS, WAL_DIR,
+                           Layout)
+
+CONFIG_FILE = "config.json"
+
+
+class Archive:
+    """Handle on one archive root. Cheap to open; the write path is started on first use."""
+
+    def __init__(self, root: Path, settings: Settings) -> None:
+        self.root = Path(root).resolve()
+        self.settings = settings
+        st = settings.storage
+        self.layout = Layout(st.naming_convention, st.date_partition,
+                             file_name_metadata=st.file_name_metadata, file_prefix=st.file_prefix)
+        self._ingestor: Ingestor | None = None
+
+    # ---- creating and opening ---------------------------------------------------------------
+    @classmethod
+    def init(cls, root, *, profile: str | None = None, config: str | Path | None = None) -> "Archive":
+        """Create (or re-initialise with the same settings) an archive root."""
+        root = Path(root).resolve()
+        config_path = root / CATALOG_DIR / CONFIG_FILE
+        settings = load_config(config, profile=profile)
+        if config_path.exists():
+            existing = cls.open(root)
+            if existing.settings.to_dict() != settings.to_dict() and (config or profile):
+                raise NotFoundError(f"{root} is already an archive with other settings "
+                                    f"(see {config_path}); choose another root")
+            settings = existing.settings
+        for sub in (CATALOG_DIR, WAL_DIR, QUARANTINE_DIR, SESSIONS_DIR, ARCHIVE_ROOT, *TIER_ROOTS):
+            (root / sub).mkdir(parents=True, exist_ok=True)
+        doc = settings.explicit_dict()
+        if settings.profile:
+            doc.setdefault("Storage", {})["Profile"] = settings.profile
+        atomic_write_json(config_path, doc)
+        archive = cls(root, settings)
+        archive.sync_catalog()
+        return archive
+
+    @classmethod
+    def open(cls, root) -> "Archive":
+        root = Path(root).resolve()
+        config_path = root / CATALOG_DIR / CONFIG_FILE
+        if not config_path.exists():
+            raise NotFoundError(f"{root} is not an mdcsql archive (no {CATALOG_DIR}/{CONFIG_FILE}); "
+                                f"create it with: mdcsql init {root}")
+        doc = json.loads(config_path.read_text())
+        return cls(root, settings_from_dict(doc))
+
+    # ---- the write path ---------------------------------------------------------------------
+    def ingestor(self) -> Ingestor:
+        """The archive's write path (takes the write lock and runs recovery on first use)."""
+        if self._ingestor is None:
+            st = self.settings.storage
+            self._ingestor = Ingestor(
+                self.root, self.layout, codec=st.codec, level=st.compression_level,
+                sync_mode=st.sync.mode, interval_ms=st.sync.interval_ms, max_events=st.sync.max_events,
+                seal_grace_ns=st.seal_grace_seconds * 1_000_000_000,
+                on_seal=lambda _manifest: self.sync_catalog(timeout=0.5))
+        return self._ingestor
+
+    def writer(self, source: str, *, root: str = "live", asset_class: str = "equity") -> "Writer":
+        return Writer(self.ingestor(), source=source, root=root, asset_class=asset_class)
+
+    def recover(self) -> RecoveryReport:
+        """Run crash recovery now (it also runs by itself when the write path starts)."""
+        if self._ingestor is not None:
+            return self._ingestor.recovery
+        ingestor = self.ingestor()
+        report = ingestor.recovery
+        ingestor.close(seal=False)
+        self._ingestor = None
+        return report
+
+    def seal(self) -> list[dict]:
+        """Seal every hot file (those of a crashed collector included)."""
+        ingestor = self.ingestor()
+        manifests = ingestor.seal()
+        manifests += self._seal_orphans(ingestor)
+        self.sync_catalog()
+        return manifests
+
+    def _seal_orphans(self, ingestor: Ingestor) -> list[dict]:
+        from mdcsql.ingest.seal import MANIFEST_SUFFIX, manifest_path, seal_file
+        sealed = []
+        for tier in TIER_ROOTS:
+            base = self.root / tier
+            for path in sorted(base.rglob("*.jsonl")) if base.is_dir() else []:
+                if manifest_path(path).exists() or path.name.endswith(MANIFEST_SUFFIX):
+                    continue
+                rel = path.relative_to(self.root).as_posix()
+                if rel in ingestor.open_files():
+                    continue
+                try:
+                    self.layout.parse(rel)
+                except ValueError:
+                    continue
+                if path.stat().st_size == 0:
+                    path.unlink()
+                    continue
+                st = self.settings.storage
+                sealed.append(seal_file(self.root, self.layout, rel, codec=st.codec, level=st.compression_level))
+        return sealed
+
+    def close(self, *, seal: bool = True) -> None:
+        if self._ingestor is not None:
+            self._ingestor.close(seal=seal)
+            self._ingestor = None
+            self.sync_catalog(timeout=10)
+
+    def __enter__(self) -> "Archive":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(seal=exc_type is None)
+
+    # ---- the catalog ------------------------------------------------------------------------
+    def catalog(self, *, read_only: bool = False, timeout: float = 10.0):
+        from mdcsql.catalog import Catalog
+        return Catalog.open(self.root, read_only=read_only, timeout=timeout)
+
+    def sync_catalog(self, *, timeout: float = 10.0):
+        """Bring the catalog up to date with the tree; best effort when `timeout` is short."""
+        try:
+            with self.catalog(timeout=timeout) as cat:
+                return cat.sync(self.layout)
+        except ArchiveLockedError:
+            if timeout >= 10:
+                raise
+            return None      # a reader holds the catalog: the next sync catches up
+
+    def rebuild_catalog(self):
+        with self.catalog() as cat:
+            return cat.rebuild(self.layout)
+
+    def is_writing(self) -> bool:
+        """True while another process holds the write lock."""
+        try:
+            lock = WriteLock(self.root)
+        except ArchiveLockedError:
+            return True
+        lock.release()
+        return False
+
+
+@dataclass
+class Writer:
+    """A source's handle on the write path: append events, get acknowledgements."""
+
+    ingestor: Ingestor
+    source: str
+    root: str = "live"
+    asset_class: str = "equity"
+
+    def append(self, event: dict) -> None:
+        self.ingestor.append(event, root=self.root, asset_class=self.asset_class, source=self.source)
+
+    def append_many(self, events) -> int:
+        return self.ingestor.append_many(events, root=self.root, asset_class=self.asset_class, source=self.source)
+
+    def append_table(self, table, *, type: str | None = None) -> int:
+        return self.ingestor.append_table(table, root=self.root, asset_class=self.asset_class,
+                                          type=type, source=self.source)
+
+    def flush(self) -> Ack:
+        return self.ingestor.flush()
+
+    def seal(self) -> list[dict]:
+        return self.ingestor.seal()
+
+    @property
+    def durable(self) -> Ack:
+        return self.ingestor.durable

@@ -1,0 +1,1 @@
+"""Crash-safe ingest: write-ahead log, partition files, sealing and recovery."""

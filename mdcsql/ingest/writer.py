@@ -1,0 +1,467 @@
+"""The archive's single write path: normalise → dedupe → group commit to the WAL → fan out.
+
+One `Ingestor` per archive per process (an exclusive lock file keeps a second process out).
+Events are buffered per partition file; a group commit writes them as one WAL frame, makes it
+durable (per the sync mode), then appends each run to its hot partition file without fsync.
+Only after the commit are events *acknowledged*: `flush()` returns the durable position and
+listeners registered with `on_ack` are told.  Partition files are sealed when their stream
+moves past the period, on `seal()` and on `close()`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from mdcsql import events as ev
+from mdcsql.errors import ArchiveLockedError, InputError
+from mdcsql.ingest.checkpoint import Checkpoint
+from mdcsql.ingest.recovery import RecoveryReport, recover
+from mdcsql.ingest.seal import manifest_path, seal_file, utc_now_iso
+from mdcsql.ingest.wal import WalWriter, encode_frame
+from mdcsql.layout import WAL_DIR, Layout, PartitionKey, period_end, period_label, period_start
+
+LOCK_FILE = "LOCK"
+CHECKPOINT_INTERVAL_S = 30.0
+DEDUPE_WINDOW = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """A durable position: everything appended before it survives kill -9."""
+
+    lsn: int
+    events: int
+
+
+@dataclass(slots=True)
+class HotFile:
+    relpath: str
+    stream: tuple          # (root, source, asset_class, symbol, type)
+    period_end: int | None
+    created_at: str
+    fd: int = -1
+    pending: list = field(default_factory=list)
+    pending_events: int = 0
+    duplicates: int = 0
+
+
+class StreamState:
+    """Duplicate detection for one (source, symbol, type) stream, over a bounded recent window."""
+
+    __slots__ = ("max_seq", "seen", "order")
+
+    def __init__(self) -> None:
+        self.max_seq = -1
+        self.seen: set = set()
+        self.order: deque = deque()
+
+    def admit(self, key) -> bool:
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        self.order.append(key)
+        if len(self.order) > DEDUPE_WINDOW:
+            self.seen.discard(self.order.popleft())
+        return True
+
+
+class WriteLock:
+    """Exclusive advisory lock on `_wal/LOCK`: one writing process per archive."""
+
+    def __init__(self, root: Path) -> None:
+        wal_dir = root / WAL_DIR
+        wal_dir.mkdir(parents=True, exist_ok=True)
+        self.path = wal_dir / LOCK_FILE
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "another process"
+            os.close(self._fd)
+            raise ArchiveLockedError(f"{root} is being written by pid {holder}; "
+                                     "stop that collector first (or wait for it to finish)") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
+
+    def release(self) -> None:
+        if self._fd >= 0:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = -1
+
+
+class Ingestor:
+    """Owns the WAL and the open hot files of one archive."""
+
+    def __init__(self, root: Path, layout: Layout, *, codec: str = "gzip", level: int = 6,
+                 sync_mode: str = "batched", interval_ms: int = 5, max_events: int = 10_000,
+                 seal_grace_ns: int = 0, on_seal: Callable[[dict], None] | None = None) -> None:
+        self.root = Path(root)
+        self.layout = layout
+        self.codec, self.level = codec, level
+        self.sync_mode = sync_mode
+        self.interval_s = interval_ms / 1000.0
+        self.max_events = 1 if sync_mode == "always" else max_events
+        self.seal_grace_ns = seal_grace_ns
+        self.on_seal = on_seal
+        self.session_id: str | None = None
+        self._lock = WriteLock(self.root)
+        try:
+            self.recovery: RecoveryReport = recover(self.root, layout)
+        except BaseException:
+            self._lock.release()
+            raise
+        self.durable = Ack(self.recovery.durable_lsn, self.recovery.durable_events)
+        self._wal = WalWriter(self.root / WAL_DIR, self.durable.lsn, sync=sync_mode != "none")
+        self._files: dict[tuple, HotFile] = {}          # (root, source, asset_class, symbol, type, period) -> file
+        self._streams: dict[tuple, StreamState] = {}
+        self._to_seal: list[HotFile] = []
+        self._pending = 0
+        self._first_pending_at = 0.0
+        self._last_checkpoint = time.monotonic()
+        self._listeners: list[Callable[[Ack], None]] = []
+        self.duplicates_dropped = 0
+        self.sealed: list[dict] = []
+        self._mutex = threading.RLock()
+        self._closed = False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="mdcsql-group-commit", daemon=True)
+        self._flusher.start()
+
+    # ---- appending -------------------------------------------------------------------------
+    def on_ack(self, listener: Callable[[Ack], None]) -> None:
+        self._listeners.append(listener)
+
+    def append(self, event: dict, *, root: str = "live", asset_class: str = "equity",
+               source: str | None = None, normalized: bool = False) -> None:
+        """Append one event (any accepted shape unless `normalized`); durable after the next commit."""
+        if not normalized:
+            event = ev.normalize(event, source=source)
+        line = ev.encode(event)
+        with self._mutex:
+            self._check_open()
+            self._add(root, asset_class, event, line)
+            if self._pending >= self.max_events:
+                self._commit()
+
+    def append_many(self, events: Iterable[dict], *, root: str = "live", asset_class: str = "equity",
+                    source: str | None = None, normalized: bool = False) -> int:
+        n = 0
+        with self._mutex:
+            self._check_open()
+            for event in events:
+                if not normalized:
+                    event = ev.normalize(event, source=source)
+                self._add(root, asset_class, event, ev.encode(event))
+                n += 1
+                if self._pending >= self.max_events:
+                    self._commit()
+        return n
+
+    def _add(self, root: str, asset_class: str, event: dict, line: bytes) -> None:
+        ts = event["ts"]
+        start = period_start(ts, self.layout.partition)
+        k = (root, event["source"], asset_class, event["symbol"], event["type"], start)
+        hot = self._files.get(k)
+        if hot is None:
+            hot = self._open_file(k, ts)
+        skey = (k[1], k[3], k[4])
+        state = self._streams.get(skey) or self._stream(skey)
+        seq = event["seq"]
+        if seq is not None:
+            if seq > state.max_seq:
+                state.max_seq = seq
+                state.admit(seq)
+            elif not state.admit(seq):
+                self._dropped(hot)
+                return
+        elif not state.admit(hash((ts, line if event["recv_ts"] is None else ev.encode({**event, "recv_ts": None})))):
+            self._dropped(hot)
+            return
+        if not self._pending:
+            self._first_pending_at = time.monotonic()
+        hot.pending.append(line)
+        hot.pending_events += 1
+        self._pending += 1
+
+    def _dropped(self, hot: HotFile) -> None:
+        hot.duplicates += 1
+        self.duplicates_dropped += 1
+
+    def append_table(self, table: pa.Table, *, root: str = "live", asset_class: str = "equity",
+                     type: str | None = None, source: str | None = None) -> int:
+        """The fast path: a whole Arrow table of one event type, validated and encoded vectorised."""
+        table = ev.normalize_table(table, type=type, source=source)
+        if table.num_rows == 0:
+            return 0
+        starts = _period_starts(table.column("ts"), self.layout.partition)
+        table = table.append_column("_period", starts)
+        table = self._dedupe_table(table)
+        groups = table.group_by(["source", "symbol", "_period"], use_threads=False).aggregate([])
+        n = 0
+        with self._mutex:
+            self._check_open()
+            for source_v, symbol_v, start in zip(*(groups.column(c).to_pylist() for c in ("source", "symbol", "_period"))):
+                mask = pc.and_(pc.and_(pc.equal(table.column("source"), source_v),
+                                       pc.equal(table.column("symbol"), symbol_v)),
+                               _eq_or_null(table.column("_period"), start))
+                part = table.filter(mask).drop_columns(["_period"])
+                etype = part.column("type")[0].as_py()
+                k = (root, source_v, asset_class, symbol_v, etype, start)
+                hot = self._files.get(k) or self._open_file(k, part.column("ts")[0].as_py())
+                data = ev.encode_table(part)
+                if not self._pending:
+                    self._first_pending_at = time.monotonic()
+                hot.pending.append(data)
+                hot.pending_events += part.num_rows
+                self._pending += part.num_rows
+                n += part.num_rows
+            if self._pending >= self.max_events:
+                self._commit()
+        return n
+
+    def _dedupe_table(self, table: pa.Table) -> pa.Table:
+        """Drop rows whose (source, symbol, type, seq) was seen in this batch or recently before.
+
+        The common case — every stream's seqs unique and above what it has seen — is vectorised;
+        only batches with repeats or late seqs take the per-row path.
+        """
+        if table.column("seq").null_count == table.num_rows:
+            return table
+        keep = None
+        streams = table.group_by(["source", "symbol", "type"], use_threads=False).aggregate(
+            [("seq", "min"), ("seq", "max"), ("seq", "count_distinct"), ("seq", "count")])
+        with self._mutex:
+            fast = True
+            for source_v, symbol_v, type_v, lo, hi, distinct, count in zip(*(streams.column(i).to_pylist() for i in range(7))):
+                state = self._streams.get((source_v, symbol_v, type_v))
+                if count and (distinct != count or (state is not None and lo <= state.max_seq)):
+                    fast = False
+            if fast:
+                for source_v, symbol_v, type_v, lo, hi, distinct, count in zip(*(streams.column(i).to_pylist() for i in range(7))):
+                    if not count:
+                        continue
+                    state = self._stream((source_v, symbol_v, type_v))
+                    mask = pc.and_(pc.equal(table.column("source"), source_v), pc.equal(table.column("symbol"), symbol_v))
+                    for q in pc.drop_null(table.column("seq").filter(mask)).to_pylist():
+                        state.admit(q)
+                    state.max_seq = max(state.max_seq, hi)
+                return table
+            keep = []
+            for s_v, sym, t, q in zip(*(table.column(c).to_pylist() for c in ("source", "symbol", "type", "seq"))):
+                if q is None:
+                    keep.append(True)
+                    continue
+                state = self._stream((s_v, sym, t))
+                ok = state.admit(q)
+                state.max_seq = max(state.max_seq, q)
+                keep.append(ok)
+                if not ok:
+                    self.duplicates_dropped += 1
+        return table.filter(pa.array(keep))
+
+    def _stream(self, key: tuple) -> StreamState:
+        state = self._streams.get(key)
+        if state is None:
+            state = self._streams[key] = StreamState()
+        return state
+
+    # ---- hot files -------------------------------------------------------------------------
+    def _open_file(self, k: tuple, ts: int) -> HotFile:
+        root, source, asset_class, symbol, etype, start = k
+        key = PartitionKey(root, source, asset_class, symbol, etype, period_label(start, self.layout.partition))
+        part = 1
+        while True:
+            rel = self.layout.relpath(key, codec="none", part=part)
+            path = self.root / rel
+            sealed_here = manifest_path(path).exists() or any(
+                manifest_path(self.root / self.layout.relpath(key, codec=c, part=part)).exists()
+                for c in ("gzip", "zstd")) or self._sealed_with_checksum(key, part)
+            if not sealed_here:
+                break
+            part += 1
+        stream = (root, source, asset_class, symbol, etype)
+        end = period_end(start, self.layout.partition) if start is not None else None
+        hot = HotFile(rel, stream, end, utc_now_iso())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hot.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._files[k] = hot
+        # A stream that moved to a newer period seals the periods it has left behind.
+        if start is not None:
+            for other_k, other in list(self._files.items()):
+                if other is not hot and other.stream == stream and other.period_end is not None \
+                        and other.period_end + self.seal_grace_ns <= ts:
+                    self._to_seal.append(self._files.pop(other_k))
+        return hot
+
+    def _sealed_with_checksum(self, key: PartitionKey, part: int) -> bool:
+        if not self.layout.file_name_metadata:
+            return False
+        probe = self.root / self.layout.relpath(key, codec="none", part=part)
+        if not probe.parent.is_dir():
+            return False
+        for entry in os.scandir(probe.parent):
+            if not entry.name.endswith(".manifest.json"):
+                continue
+            try:
+                meta = self.layout.parse((probe.parent / entry.name[:-len(".manifest.json")]).relative_to(self.root).as_posix())
+            except ValueError:
+                continue
+            if meta.key == key and meta.part == part:
+                return True
+        return False
+
+    # ---- committing ------------------------------------------------------------------------
+    def _commit(self) -> None:
+        if self._pending:
+            runs = [(hot, b"".join(hot.pending), hot.pending_events)
+                    for hot in list(self._files.values()) + self._to_seal if hot.pending_events]
+            groups = [[hot.relpath, n, len(data)] for hot, data, n in runs]
+            frame = encode_frame(groups, b"".join(data for _, data, _ in runs), self._pending)
+            lsn = self._wal.append(frame)
+            for hot, data, _ in runs:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(hot.fd, view):]
+                hot.pending.clear()
+                hot.pending_events = 0
+            self.durable = Ack(lsn, self.durable.events + self._pending)
+            self._pending = 0
+            for listener in self._listeners:
+                listener(self.durable)
+        if self._to_seal or self._wal.should_roll() or \
+                time.monotonic() - self._last_checkpoint > CHECKPOINT_INTERVAL_S:
+            self._checkpoint()
+            self._seal_pending()
+
+    def _checkpoint(self) -> None:
+        for hot in list(self._files.values()) + self._to_seal:
+            os.fsync(hot.fd)
+        self._wal.fsync()
+        ckpt = Checkpoint(self.durable.lsn, self.durable.events,
+                          {hot.relpath: os.fstat(hot.fd).st_size for hot in self._files.values()})
+        ckpt.save(self.root / WAL_DIR)
+        if self._wal.should_roll():
+            self._wal.roll()
+        self._wal.retire_before(ckpt.lsn)
+        self._last_checkpoint = time.monotonic()
+
+    def _seal_pending(self) -> None:
+        while self._to_seal:
+            hot = self._to_seal.pop(0)
+            os.close(hot.fd)
+            hot.fd = -1
+            if os.path.getsize(self.root / hot.relpath) == 0:
+                os.unlink(self.root / hot.relpath)
+                continue
+            manifest = seal_file(self.root, self.layout, hot.relpath, codec=self.codec, level=self.level,
+                                 session_id=self.session_id, created_at=hot.created_at,
+                                 duplicates_dropped=hot.duplicates)
+            self.sealed.append(manifest)
+            if self.on_seal is not None:
+                self.on_seal(manifest)
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self.interval_s / 2 if self.interval_s else 0.001):
+            with self._mutex:
+                if self._closed:
+                    return
+                if self._pending and time.monotonic() - self._first_pending_at >= self.interval_s:
+                    try:
+                        self._commit()
+                    except BaseException as exc:   # surfaced to the next caller; never silently lost
+                        self._error = exc
+                        return
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("ingestor is closed")
+        if self._error is not None:
+            raise self._error
+
+    # ---- public control --------------------------------------------------------------------
+    def flush(self) -> Ack:
+        """Commit everything appended so far; return the durable position."""
+        with self._mutex:
+            self._check_open()
+            self._commit()
+            return self.durable
+
+    def seal(self) -> list[dict]:
+        """Commit, then seal every open hot file. Returns the new manifests."""
+        with self._mutex:
+            self._check_open()
+            before = len(self.sealed)
+            self._to_seal.extend(self._files.values())
+            self._files.clear()
+            self._commit()
+            self._checkpoint()
+            self._seal_pending()
+            return self.sealed[before:]
+
+    def open_files(self) -> list[str]:
+        with self._mutex:
+            return [hot.relpath for hot in self._files.values()]
+
+    def close(self, *, seal: bool = True) -> None:
+        """Clean shutdown: commit, seal (by default), checkpoint, release the lock."""
+        if self._closed:
+            return
+        try:
+            if seal:
+                self.seal()
+            else:
+                with self._mutex:
+                    self._commit()
+                    self._checkpoint()
+        finally:
+            with self._mutex:
+                self._closed = True
+                self._stop.set()
+                for hot in self._files.values():
+                    if hot.fd >= 0:
+                        os.close(hot.fd)
+                self._wal.close()
+                self._lock.release()
+            self._flusher.join(timeout=5)
+
+    def __enter__(self) -> "Ingestor":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self.close(seal=exc_type is None)
+
+
+_NS = {"Hourly": 3_600_000_000_000, "Daily": 86_400_000_000_000}
+
+
+def _period_starts(ts: pa.ChunkedArray, partition: str) -> pa.Array:
+    """Vectorised `layout.period_start` for a column of int64 ns."""
+    if partition == "None":
+        return pa.nulls(len(ts), pa.int64())
+    if partition in _NS:
+        width = _NS[partition]
+        # floor division that is also right before 1970
+        q = pc.divide(ts, width)                      # truncates toward zero
+        q = pc.if_else(pc.greater(pc.multiply(q, width), ts), pc.subtract(q, 1), q)
+        return pc.multiply(q, width).combine_chunks()
+    stamps = pc.cast(ts, pa.timestamp("ns"))
+    month = pc.floor_temporal(stamps, unit="month")
+    return pc.cast(month, pa.int64()).combine_chunks()
+
+
+def _eq_or_null(column, value):
+    if value is None:
+        return pc.is_null(column)
+    return pc.equal(column, value)

@@ -1,0 +1,1 @@
+"""Event sources: anything that yields canonical event dicts for a writer."""
