@@ -67,11 +67,11 @@ class StorageSettings(Section):
 
     naming_convention: Choice(NAMING_CONVENTIONS) = "BySymbol"
     date_partition: Choice(DATE_PARTITIONS) = "Daily"
-    retention_days: Int(ge=0, unit="days; null keeps forever") | None = None
-    max_total_megabytes: Int(gt=0, unit="MB; null means no limit") | None = None
+    retention_days: Int(ge=0, unit="days") | None = None
+    max_total_megabytes: Int(gt=0, unit="megabytes") | None = None
     compress: Bool = True
     compression_codec: Choice(CODECS) = "gzip"
-    compression_level: Int(unit="gzip 1-9, default 6; zstd 1-22, default 3") | None = None
+    compression_level: Int(unit="gzip 1-9, zstd 1-22") | None = None
     file_prefix: _FilePrefix = ""
     file_name_metadata: Bool = False
     profile: Choice(PROFILES) | None = None
@@ -509,11 +509,7 @@ class Settings:
                 for key, value in _leaf_items(self.to_dict()["Storage"], "Storage")]
 
     def _source(self, key: str) -> str:
-        while key:
-            if key in self._sources:
-                return self._sources[key]
-            key = key.rpartition(".")[0]
-        return "default"
+        return self._sources.get(key, "default")
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Settings) and self.to_dict() == other.to_dict()
