@@ -57,7 +57,7 @@ hostile_text = st.one_of(
 )
 
 
-@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     lay=st.sampled_from(ALL_LAYOUTS), prefix=st.sampled_from(["", "md_", "x.y-"]),
     root=st.sampled_from(TIER_ROOTS), type_=st.sampled_from(EVENT_TYPES),
@@ -353,7 +353,8 @@ def _tree_keys(partition: str):
                            type_, period)
 
 
-@pytest.mark.parametrize("convention,partition", itertools.product(NAMING_CONVENTIONS, DATE_PARTITIONS))
+@pytest.mark.parametrize("convention,partition",
+                         list(itertools.product(NAMING_CONVENTIONS, DATE_PARTITIONS)))
 def test_globs_match_exactly_with_duckdb(tmp_path, convention, partition):
     con = duckdb.connect()
     for metadata, prefix in ((False, ""), (True, ""), (False, "md_")):
