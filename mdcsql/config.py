@@ -50,8 +50,11 @@ PROFILES = ("Research", "LowLatency", "Archival")
 COMPRESSION_LEVELS = MappingProxyType({"gzip": (1, 9, 6), "zstd": (1, 22, 3)})
 
 
-_FilePrefix = Annotated[str, Strict(), StringConstraints(pattern=r"^[A-Za-z0-9_-]*$"),
-                       Doc("a string of letters, digits, '_' and '-' (may be empty)")]
+# Also what mdcsql.layout accepts: starts with a letter or digit, at most 64 characters.
+_FilePrefix = Annotated[str, Strict(),
+                       StringConstraints(pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_-]{0,63})?$"),
+                       Doc("empty, or up to 64 letters, digits, '_' and '-' starting with a "
+                           "letter or digit")]
 
 
 class SyncSettings(Section):

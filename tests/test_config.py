@@ -279,6 +279,9 @@ def test_out_of_range_and_format():
     assert "(got -1)" in error_of(storage(RetentionDays=-1))
     msg = error_of(storage(FilePrefix="../x"))
     assert "Storage.FilePrefix: invalid format (got \"../x\")" in msg and "letters, digits" in msg
+    assert "Storage.FilePrefix" in error_of(storage(FilePrefix="-x"))  # as mdcsql.layout requires
+    assert "Storage.FilePrefix" in error_of(storage(FilePrefix="a" * 65))
+    assert load(storage(FilePrefix="a" * 64)).storage.file_prefix == "a" * 64
 
 
 def test_several_problems_joined():
@@ -522,7 +525,7 @@ _active_values = st.fixed_dictionaries({}, optional={
     "RetentionDays": st.none() | st.integers(0, 10_000),
     "MaxTotalMegabytes": st.none() | st.integers(1, 10**9),
     "CompressionCodec": st.sampled_from(CODECS).map(str.upper),
-    "FilePrefix": st.from_regex(r"[A-Za-z0-9_-]{0,12}", fullmatch=True),
+    "FilePrefix": st.from_regex(r"([A-Za-z0-9][A-Za-z0-9_-]{0,11})?", fullmatch=True),
     "FileNameMetadata": st.booleans(),
     "Profile": st.none() | st.sampled_from(PROFILES),
     "SealGraceSeconds": st.integers(0, 3600),
@@ -596,3 +599,13 @@ def test_empty_nested_object_keeps_defaults_and_sources():
     assert sources["Storage.Sync.IntervalMs"] == "profile"
     s = load(storage(Sync={}))
     assert {e.source for e in s.explain() if e.key.startswith("Storage.Sync.")} == {"default"}
+
+
+def test_every_accepted_layout_setting_builds_a_layout():
+    from mdcsql.layout import Layout
+    for convention in NAMING_CONVENTIONS:
+        for partition in DATE_PARTITIONS:
+            st_ = load(storage(NamingConvention=convention, DatePartition=partition,
+                               FilePrefix="nyse_2024-a", FileNameMetadata=True)).storage
+            Layout(st_.naming_convention, st_.date_partition,
+                   file_name_metadata=st_.file_name_metadata, file_prefix=st_.file_prefix)
