@@ -324,6 +324,15 @@ class Layout:
         self._tokens = [t for t in _TOKEN.split(self.template) if t]
         self._regex = re.compile(self._build_regex())
 
+    def _ident(self) -> tuple[str, str, bool, str]:
+        return (self.convention, self.partition, self.file_name_metadata, self.file_prefix)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Layout) and self._ident() == other._ident()
+
+    def __hash__(self) -> int:
+        return hash(self._ident())
+
     def __repr__(self) -> str:
         return (f"Layout({self.convention!r}, {self.partition!r}, "
                 f"file_name_metadata={self.file_name_metadata}, file_prefix={self.file_prefix!r})")

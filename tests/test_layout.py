@@ -388,6 +388,12 @@ def test_globs_match_exactly_with_duckdb(tmp_path, convention, partition):
                 assert rows == []
 
 
+def test_layout_equality():
+    assert Layout("Flat", "Daily") == Layout("Flat", "Daily")
+    assert len({Layout("Flat", "Daily"), Layout("Flat", "Daily"), Layout("Flat", "Hourly")}) == 2
+    assert Layout("Flat", "Daily") != Layout("Flat", "Daily", file_name_metadata=True)
+
+
 def test_globs_validate_arguments():
     lo = Layout("BySymbol", "Daily")
     assert lo.globs("live", "Trade", "gzip") == ["live/*/Trade/????-??-??~*~*.jsonl.gz"]
