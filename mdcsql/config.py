@@ -202,21 +202,23 @@ def _read(path: Path) -> dict:
         try:
             doc = _iso_dates(tomllib.loads(text))
         except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: malformed TOML {_toml_position(exc)}") from None
+            raise ConfigError(f"{path}: malformed TOML {_toml_position(exc, text)}") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: the top level must be an object with key Storage, "
                           f"got {type(doc).__name__}")
     return doc
 
 
-def _toml_position(exc: tomllib.TOMLDecodeError) -> str:
+def _toml_position(exc: tomllib.TOMLDecodeError, source: str) -> str:
     text = str(exc)
     m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", text)
     if m:
         return f"at line {m[1]}, column {m[2]}: {text[:m.start()]}"
     m = re.search(r"\s*\(at end of document\)$", text)
     if m:
-        return f"at end of document (last line, last column): {text[:m.start()]}"
+        lines = source.split("\n")
+        return (f"at line {len(lines)}, column {len(lines[-1]) + 1} (end of file): "
+                f"{text[:m.start()]}")
     return f": {text}"
 
 

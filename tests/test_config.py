@@ -613,3 +613,40 @@ def test_every_accepted_layout_setting_builds_a_layout():
                                FilePrefix="nyse_2024-a", FileNameMetadata=True)).storage
             Layout(st_.naming_convention, st_.date_partition,
                    file_name_metadata=st_.file_name_metadata, file_prefix=st_.file_prefix)
+
+
+def test_docs_examples_load():
+    text = (Path(__file__).parent.parent / "docs" / "configuration.md").read_text()
+    blocks = re.findall(r"```(json|toml)\n(.*?)```", text, re.S)
+    loaded = []
+    for kind, body in blocks:
+        if kind == "json" and body.lstrip().startswith("{"):
+            loaded.append(load(body))
+        elif kind == "toml":
+            import tomllib
+            loaded.append(load(tomllib.loads(body)))
+        else:  # a fragment: one section
+            loaded.append(load("{\"Storage\": {" + body + "}}"))
+    assert len(loaded) == 4
+    assert loaded[1] == loaded[2]  # the TOML and JSON production examples say the same
+    assert loaded[1].storage.sync.interval_ms == 2 and loaded[1].storage.sync.max_events == 10000
+    assert loaded[1].inactive_keys() == ["Storage.Quotas"]
+
+
+def test_file_format_details(tmp_path):
+    bom = tmp_path / "bom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(storage(Compress=False)).encode())
+    assert load_config(bom).storage.codec == "none"
+    nan = tmp_path / "nan.json"
+    nan.write_text('{"Storage": {"RetentionDays": NaN}}')
+    with pytest.raises(ConfigError, match=r"nan\.json: malformed JSON: NaN"):
+        load_config(nan)
+    dates = tmp_path / "dates.toml"
+    dates.write_text("[Storage.Scheduling]\nHolidays = [2024-01-01, 2024-07-04]\n")
+    s = load_config(dates)
+    assert s.storage.scheduling == {"Holidays": ["2024-01-01", "2024-07-04"]}
+    assert json.loads(json.dumps(s.to_dict())) == s.to_dict()
+    unterminated = tmp_path / "open.toml"
+    unterminated.write_text('[Storage]\nFilePrefix = "abc')
+    with pytest.raises(ConfigError, match=r"open\.toml: malformed TOML at line 2, column \d+"):
+        load_config(unterminated)
