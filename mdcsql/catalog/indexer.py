@@ -1,0 +1,214 @@
+"""Tree scan -> file rows: what the ``files`` table should hold, derived from the tree alone.
+
+``scan_tree`` walks each tier root with ``os.scandir`` (no symlinked directories, ``*.tmp``
+ignored), pairs every data file with its sidecar manifest found in the same directory listing,
+and stats both. ``file_row`` turns one found file into a ``files`` row: identity from the path
+(``layout.parse``), statistics from the manifest, the stored size from the file itself. The row
+depends only on the tree, so syncing and rebuilding give identical rows (invariant 1) — except
+``indexed_at``, which the caller sets.
+
+States: ``sealed`` (a readable manifest), ``open`` (uncompressed, no manifest: a hot file still
+being appended to), ``orphan`` (compressed without a manifest, or with an unreadable one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from mdcsql.layout import TIER_ROOTS, FileMeta, parse_period_label
+
+__all__ = ["MANIFEST_SUFFIX", "TMP_SUFFIX", "TIER_OF_ROOT", "Found", "Scan", "scan_tree",
+           "file_row", "FILE_COLUMNS"]
+
+MANIFEST_SUFFIX = ".manifest.json"   # contract with mdcsql.ingest.seal
+TMP_SUFFIX = ".tmp"
+#: tier of each tier root directory (later issues add warm / cold / archive)
+TIER_OF_ROOT = {"live": "hot", "historical": "hot"}
+
+#: the files table's columns, in table order
+FILE_COLUMNS = (
+    "path", "tier", "root", "state", "format", "codec", "compression_level", "symbol", "type",
+    "source", "asset_class", "partition", "period", "period_start", "part", "size_bytes",
+    "raw_bytes", "sha256", "raw_sha256", "event_count", "first_seq", "last_seq", "first_ts",
+    "last_ts", "gap_count", "gaps", "duplicates_dropped", "ts_clock", "created_at", "sealed_at",
+    "schema_version", "session_id", "mtime_ns", "manifest_mtime_ns", "indexed_at",
+)
+
+
+@dataclass(slots=True)
+class Found:
+    """One data file seen by the scan."""
+
+    meta: FileMeta
+    size: int
+    mtime_ns: int
+    manifest_mtime_ns: int | None   # None: no sidecar manifest
+
+    @property
+    def relpath(self) -> str:
+        return self.meta.relpath
+
+    @property
+    def signature(self) -> tuple:
+        """What must change for the row to need recomputing."""
+        return (self.size, self.mtime_ns, self.manifest_mtime_ns)
+
+
+@dataclass
+class Scan:
+    files: dict[str, Found] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)              # not data files of this layout
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (path, what is wrong)
+
+
+def scan_tree(root: Path, layout, tier_roots=TIER_ROOTS) -> Scan:
+    """Every data file under the tier roots of ``root``, with its manifest's presence and mtime.
+
+    Never raises for odd content: paths ``layout.parse`` rejects go to ``unknown``; manifests
+    without their data file and symlinks go to ``problems``.
+    """
+    scan = Scan()
+    root = Path(root)
+    for tier_root in tier_roots:
+        base = root / tier_root
+        if not base.is_dir():
+            continue
+        stack = [(str(base), tier_root + "/")]
+        while stack:
+            directory, prefix = stack.pop()
+            try:
+                entries = list(os.scandir(directory))
+            except OSError as exc:
+                scan.problems.append((prefix.rstrip("/"), f"cannot list directory: {exc.strerror}"))
+                continue
+            data, manifests = [], {}
+            for entry in entries:
+                name = entry.name
+                if entry.is_symlink():
+                    scan.problems.append((prefix + name, "symbolic link ignored (not followed)"))
+                elif entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, prefix + name + "/"))
+                elif name.endswith(TMP_SUFFIX):
+                    continue
+                elif name.endswith(MANIFEST_SUFFIX):
+                    manifests[name[:-len(MANIFEST_SUFFIX)]] = entry
+                else:
+                    data.append(entry)
+            for entry in data:
+                rel = prefix + entry.name
+                manifest = manifests.pop(entry.name, None)
+                try:
+                    meta = layout.parse(rel)
+                except ValueError:
+                    scan.unknown.append(rel)
+                    continue
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                    mst = manifest.stat(follow_symlinks=False).st_mtime_ns if manifest else None
+                except FileNotFoundError:     # removed while we looked: the next sync sees it gone
+                    continue
+                scan.files[rel] = Found(meta, st.st_size, st.st_mtime_ns, mst)
+            for name in manifests:
+                scan.problems.append((prefix + name + MANIFEST_SUFFIX, "manifest without its data file"))
+    scan.unknown.sort()
+    scan.problems.sort()
+    return scan
+
+
+# --------------------------------------------------------------------------- rows
+
+_INT_FIELDS = ("compression_level", "raw_bytes", "event_count", "first_seq", "last_seq", "first_ts",
+               "last_ts", "gap_count", "duplicates_dropped", "schema_version")
+_STR_FIELDS = ("sha256", "raw_sha256", "ts_clock", "session_id")
+_EPOCH = datetime(1970, 1, 1)
+_IDENTITY = ("symbol", "type", "source", "asset_class", "codec", "part")
+
+
+def _utc(text) -> datetime | None:
+    """An ISO-8601 time as a naive UTC datetime (offsets applied)."""
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is not None:
+        dt = dt.astimezone(timezone.utc).replace(tzinfo=None)
+    return dt
+
+
+def _period_start(period: str, partition: str) -> datetime | None:
+    try:
+        ns = parse_period_label(period, partition)
+    except ValueError:
+        return None
+    return None if ns is None else _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def file_row(root: Path, found: Found, layout, *, problems: list | None = None) -> dict:
+    """The ``files`` row of one scanned data file (``indexed_at`` left None).
+
+    Manifest values that are missing or of the wrong type become NULL and are reported in
+    ``problems``; a manifest that disagrees with its path is reported, and the path wins for the
+    identity columns (it is what the views' globs select on).
+    """
+    problems = problems if problems is not None else []
+    meta, key = found.meta, found.meta.key
+    rel = meta.relpath
+    row = dict.fromkeys(FILE_COLUMNS)
+    row.update(
+        path=rel, tier=TIER_OF_ROOT.get(key.root, "hot"), root=key.root, format="jsonl",
+        codec=meta.codec, symbol=key.symbol, type=key.type, source=key.source,
+        asset_class=key.asset_class, partition=layout.partition, period=key.period or None,
+        period_start=_period_start(key.period, layout.partition), part=meta.part,
+        size_bytes=found.size, mtime_ns=found.mtime_ns, manifest_mtime_ns=found.manifest_mtime_ns,
+    )
+    if found.manifest_mtime_ns is None:
+        if meta.codec == "none":
+            row.update(state="open", raw_bytes=found.size)
+        else:
+            row["state"] = "orphan"
+            problems.append((rel, "compressed data file without a manifest"))
+        return row
+    try:
+        with open(Path(root) / (rel + MANIFEST_SUFFIX), "rb") as f:
+            m = json.loads(f.read())
+        if not isinstance(m, dict):
+            raise ValueError("not a JSON object")
+    except (OSError, ValueError) as exc:
+        row["state"] = "orphan"
+        problems.append((rel + MANIFEST_SUFFIX, f"unreadable manifest: {exc}"))
+        return row
+    row["state"] = "sealed"
+    for name in _INT_FIELDS:
+        value = m.get(name)
+        if value is not None and (type(value) is not int):
+            problems.append((rel, f"manifest field {name!r} is not an integer: {value!r}"))
+            value = None
+        row[name] = value
+    for name in _STR_FIELDS:
+        value = m.get(name)
+        if value is not None and not isinstance(value, str):
+            problems.append((rel, f"manifest field {name!r} is not a string: {value!r}"))
+            value = None
+        row[name] = value
+    gaps = m.get("gaps")
+    row["gaps"] = None if gaps is None else json.dumps(gaps, separators=(",", ":"))
+    for name in ("created_at", "sealed_at"):
+        value = m.get(name)
+        try:
+            row[name] = None if value is None else _utc(value)
+        except (TypeError, ValueError):
+            problems.append((rel, f"manifest field {name!r} is not an ISO-8601 time: {value!r}"))
+    # the manifest describes this very file: report disagreements
+    if m.get("path") not in (None, rel):
+        problems.append((rel, f"manifest names another path: {m.get('path')!r}"))
+    for name in _IDENTITY:
+        if name in m and m[name] != row[name]:
+            problems.append((rel, f"manifest {name} {m[name]!r} != path's {row[name]!r}"))
+    if "period" in m and (m["period"] or None) != row["period"]:
+        problems.append((rel, f"manifest period {m['period']!r} != path's {key.period!r}"))
+    if m.get("size_bytes") is not None and m.get("size_bytes") != found.size:
+        problems.append((rel, f"file has {found.size} bytes, manifest says {m.get('size_bytes')}"))
+    if m.get("partition") not in (None, layout.partition):
+        problems.append((rel, f"manifest partition {m['partition']!r} != archive's {layout.partition!r}"))
+    return row

@@ -1,0 +1,2 @@
+-- Forget every file row (rebuild starts from the tree alone).
+DELETE FROM files;

@@ -1,0 +1,16 @@
+-- heartbeats: one row per Heartbeat event, from every tier root and codec of the archive.
+-- Written into the catalog by Catalog.sync() (mdcsql/catalog/views.py): the FROM placeholder becomes a union
+-- of read_json() calls over the globs of the (tier root, codec) combinations that have files, or an
+-- empty relation of the same columns while the archive has no Heartbeat file. Decimal text is read
+-- as DECIMAL(38,18), exactly; ts / recv_ts are UTC TIMESTAMP_NS; file is relative to the archive
+-- root and joins files.path.
+CREATE OR REPLACE VIEW heartbeats AS
+SELECT
+    make_timestamp_ns(ts)       AS ts,
+    make_timestamp_ns(recv_ts)  AS recv_ts,
+    symbol,
+    source,
+    seq,
+    status,
+    file
+FROM {{events}};

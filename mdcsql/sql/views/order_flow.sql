@@ -1,0 +1,21 @@
+-- order_flow: one row per OrderFlow event, from every tier root and codec of the archive.
+-- Written into the catalog by Catalog.sync() (mdcsql/catalog/views.py): the FROM placeholder becomes a union
+-- of read_json() calls over the globs of the (tier root, codec) combinations that have files, or an
+-- empty relation of the same columns while the archive has no OrderFlow file. Decimal text is read
+-- as DECIMAL(38,18), exactly; ts / recv_ts are UTC TIMESTAMP_NS; file is relative to the archive
+-- root and joins files.path.
+CREATE OR REPLACE VIEW order_flow AS
+SELECT
+    make_timestamp_ns(ts)       AS ts,
+    make_timestamp_ns(recv_ts)  AS recv_ts,
+    symbol,
+    source,
+    seq,
+    order_id,
+    action,
+    side,
+    price,
+    size,
+    venue,
+    file
+FROM {{events}};
