@@ -389,9 +389,14 @@ def _did_you_mean(given: str, choices: tuple[str, ...] | list[str]) -> str:
 
 
 def _dotted(loc: tuple) -> str:
+    """('Storage', 'Tiering', 'Tiers', 1) -> 'Storage.Tiering.Tiers[1]'; odd names JSON-quoted."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+            continue
+        name = part if re.fullmatch(r"[\w-]+", str(part), re.ASCII) else json.dumps(part)
+        text += f".{name}" if text else name
     return text
 
 
@@ -434,7 +439,8 @@ def _describe_error(err: dict, overrides: dict) -> str:
     from_overrides = " (set by overrides)" if _contains(overrides, loc) else ""
     if kind == "extra_forbidden":
         parent = _navigable(_annotation_at(loc[:-1]))
-        valid = [f.alias or n for n, f in parent.model_fields.items()]
+        valid = ([f.alias or n for n, f in parent.model_fields.items()]
+                 if isinstance(parent, type) and issubclass(parent, BaseModel) else [])
         where = _dotted(loc[:-1]) or "the top level"
         hint = _did_you_mean(loc[-1], valid)
         if not loc[:-1] and loc[-1] in valid + [f.alias for f in
@@ -442,6 +448,8 @@ def _describe_error(err: dict, overrides: dict) -> str:
             hint = f" Did you mean 'Storage.{loc[-1]}'? Every setting goes inside Storage."
         return _problem(key, "unknown key", value, f"keys of {where}: {', '.join(valid)}",
                         hint) + from_overrides
+    if loc[-1:] == ("[key]",):
+        return _problem(_dotted(loc[:-1]), "key is not a string", value, "text keys")
     if kind == "choice":
         allowed = err["ctx"]["allowed"]
         hint = _did_you_mean(value, allowed) if isinstance(value, str) else ""

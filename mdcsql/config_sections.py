@@ -34,7 +34,7 @@ class Section(BaseModel):
     """Base of every settings object: PascalCase keys only, unknown keys rejected, immutable."""
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_pascal, populate_by_name=False,
-                              frozen=True, validate_default=False)
+                              frozen=True, strict=True)
 
 
 # -- annotated value types ------------------------------------------------------------------------
