@@ -125,6 +125,29 @@ def _cut_torn_wal_tail(root: Path, torn: TornTail, report: RecoveryReport) -> No
             path.unlink()
 
 
+def _truncate_to_checkpoint(root: Path, path: Path, durable_size: int, replayed: bytes,
+                            report: RecoveryReport) -> None:
+    """Cut a hot file back to its checkpointed size before the WAL is replayed into it.
+
+    Bytes past the checkpoint normally came from WAL frames that replay writes again; any that
+    do not (a torn line from elsewhere) are kept in quarantine rather than dropped.
+    """
+    size = path.stat().st_size
+    keep = min(size, durable_size)
+    with open(path, "r+b") as f:
+        f.seek(keep)
+        cut = f.read()
+        if cut and not replayed.startswith(cut):
+            report.quarantined.append(quarantine(root, path.name, cut, {
+                "file": path.relative_to(root).as_posix(), "offset": keep,
+                "reason": "torn last line (no newline) in a hot file" if not cut.endswith(b"\n")
+                else "bytes past the checkpoint that no WAL frame accounts for"}))
+        f.truncate(keep)
+        os.fsync(f.fileno())
+    report.bytes_truncated += size - keep
+    report.files_reset += 1
+
+
 def _cut_torn_line(root: Path, path: Path, report: RecoveryReport) -> None:
     size = path.stat().st_size
     if size == 0:
@@ -155,7 +178,11 @@ def recover(root: Path, layout: Layout) -> RecoveryReport:
     frames, torn, end_lsn = read_frames(wal_dir, ckpt.lsn)
     if torn is not None:
         _cut_torn_wal_tail(root, torn, report)
-    targeted = {relpath for frame in frames for relpath, _n, _b in frame.runs()}
+    replay: dict[str, list[bytes]] = {}
+    for frame in frames:
+        for relpath, _n, data in frame.runs():
+            replay.setdefault(relpath, []).append(data)
+    targeted = set(replay)
     for relpath in targeted | set(ckpt.files):
         path = root / relpath
         durable_size = ckpt.files.get(relpath, 0)
@@ -164,11 +191,7 @@ def recover(root: Path, layout: Layout) -> RecoveryReport:
         if path.exists():
             size = path.stat().st_size
             if size != durable_size:
-                # Bytes past the checkpoint were written after their WAL frame: replay re-creates them.
-                with open(path, "r+b") as f:
-                    f.truncate(min(size, durable_size))
-                report.bytes_truncated += max(0, size - durable_size)
-                report.files_reset += 1
+                _truncate_to_checkpoint(root, path, durable_size, b"".join(replay.get(relpath, ())), report)
         elif relpath in targeted:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.touch()
