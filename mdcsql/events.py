@@ -733,18 +733,18 @@ def _dec_array(arr: pa.Array, field: str) -> tuple[pa.Array, pa.Array | None]:
     if pa.types.is_null(t):
         return pa.nulls(n, pa.string()), None
     if pa.types.is_string(t):
-        fast = pc.and_(pc.match_substring_regex(arr, f"^(?:{PLAIN_DECIMAL_RE})$"),
+        fast = pc.and_kleene(pc.match_substring_regex(arr, f"^(?:{PLAIN_DECIMAL_RE})$"),
                        pc.less_equal(pc.binary_length(arr), MAX_DECIMAL_CHARS))
-        out, slow = arr, pc.and_(arr.is_valid(), pc.invert(pc.fill_null(fast, False)))
+        out, slow = arr, pc.and_kleene(arr.is_valid(), pc.invert(pc.fill_null(fast, False)))
     elif pa.types.is_integer(t):
         out, slow = arr.cast(pa.string()), None
     elif pa.types.is_floating(t):
         arr = arr.cast(pa.float64())
         out = pl.from_arrow(arr).cast(pl.String).to_arrow().cast(pa.string())
-        slow = pc.or_(pc.invert(pc.is_finite(arr)), pc.match_substring(out, "e"))
+        slow = pc.or_kleene(pc.invert(pc.is_finite(arr)), pc.match_substring(out, "e"))
     elif pa.types.is_decimal(t):
         out = arr.cast(pa.string())
-        slow = pc.or_(pc.match_substring(out, "E"), pc.greater(pc.binary_length(out), MAX_DECIMAL_CHARS))
+        slow = pc.or_kleene(pc.match_substring(out, "E"), pc.greater(pc.binary_length(out), MAX_DECIMAL_CHARS))
     else:
         return pa.nulls(n, pa.string()), arr.is_valid()
     if slow is None or not pc.any(pc.fill_null(slow, False)).as_py():
@@ -789,13 +789,13 @@ def _ts_col(arr, n: int, field: str, order: float, errs: _FirstError, required: 
             errs.check(big, order, field, lambda i: _why(check, arr, i, "out of range"))
             arr = pc.if_else(big, 0, arr)
         out = arr.cast(pa.int64())
-        unit = pc.and_(pc.greater(out, -MIN_INT_TS), pc.less(out, MIN_INT_TS))
+        unit = pc.and_kleene(pc.greater(out, -MIN_INT_TS), pc.less(out, MIN_INT_TS))
         errs.check(unit, order, field, lambda i: _why(check, out, i, "not nanoseconds"))
         return out
     if pa.types.is_timestamp(t):
         mult = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[t.unit]
         raw = arr.cast(pa.int64())
-        bad = pc.or_(pc.less(raw, -(-I64_MIN // mult)), pc.greater(raw, I64_MAX // mult))
+        bad = pc.or_kleene(pc.less(raw, -(-I64_MIN // mult)), pc.greater(raw, I64_MAX // mult))
         errs.check(bad, order, field, f"{field} is outside the int64 nanosecond range (1677..2262)")
         return pc.multiply(pc.if_else(bad, 0, raw), mult)
     if pa.types.is_string(t):
@@ -814,12 +814,12 @@ def _iso_col(arr: pa.Array, field: str, order: float, errs: _FirstError) -> pa.A
 
     y, mo, d, h, mi, s = num("y", 4), num("mo"), num("d"), num("h"), num("mi"), num("s")
     frac, oh, om = num("f", 9, right=True), num("oh"), num("om")
-    leap = pc.or_(pc.and_(pc.equal(pc.subtract(y, pc.multiply(pc.divide(y, 4), 4)), 0),
+    leap = pc.or_kleene(pc.and_kleene(pc.equal(pc.subtract(y, pc.multiply(pc.divide(y, 4), 4)), 0),
                           pc.not_equal(pc.subtract(y, pc.multiply(pc.divide(y, 100), 100)), 0)),
                   pc.equal(pc.subtract(y, pc.multiply(pc.divide(y, 400), 400)), 0))
-    month_ok = pc.and_(pc.greater_equal(mo, 1), pc.less_equal(mo, 12))
+    month_ok = pc.and_kleene(pc.greater_equal(mo, 1), pc.less_equal(mo, 12))
     dim = pc.add(pc.take(pa.array([0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]), pc.if_else(month_ok, mo, 0)),
-                 pc.cast(pc.and_(leap, pc.equal(mo, 2)), pa.int64()))
+                 pc.cast(pc.and_kleene(leap, pc.equal(mo, 2)), pa.int64()))
     # days since the epoch (H. Hinnant's days_from_civil; years are limited to 1677..2262 below)
     y2 = pc.subtract(y, pc.cast(pc.less_equal(mo, 2), pa.int64()))
     era = pc.divide(y2, 400)
@@ -836,10 +836,10 @@ def _iso_col(arr: pa.Array, field: str, order: float, errs: _FirstError) -> pa.A
     for cond in (pc.less(y, 1677), pc.greater(y, 2262), pc.invert(month_ok), pc.less(d, 1), pc.greater(d, dim),
                  pc.greater(h, 23), pc.greater(mi, 59), pc.greater(s, 59), pc.greater(oh, 23), pc.greater(om, 59),
                  pc.greater(secs, 9223372036), pc.less(secs, -9223372037),
-                 pc.and_(pc.equal(secs, 9223372036), pc.greater(frac, 854775807)),
-                 pc.and_(pc.equal(secs, -9223372037), pc.less(frac, 145224192))):
-        bad = pc.or_(bad, cond)
-    bad = pc.and_(bad, arr.is_valid())
+                 pc.and_kleene(pc.equal(secs, 9223372036), pc.greater(frac, 854775807)),
+                 pc.and_kleene(pc.equal(secs, -9223372037), pc.less(frac, 145224192))):
+        bad = pc.or_kleene(bad, cond)
+    bad = pc.and_kleene(bad, arr.is_valid())
     errs.check(bad, order, field, lambda i: _why(lambda v: parse_ts(v, field), arr, i, f"invalid {field}"))
     secs = pc.if_else(bad, 0, secs)
     ns = pc.if_else(pc.less(secs, 0),   # keep the intermediate product inside int64 near the lower bound
@@ -858,7 +858,7 @@ def _decimal_col(arr, n: int, field: str, order: float, errs: _FirstError, *, re
     out, bad = _dec_array(arr, field)
     if nonneg:
         neg = pc.starts_with(out, "-")
-        bad = neg if bad is None else pc.or_(bad, neg)
+        bad = neg if bad is None else pc.or_kleene(bad, neg)
     errs.check(bad, order, field, lambda i: _why(validate, arr, i, f"{field} is not a decimal number"))
     return out
 
@@ -869,7 +869,7 @@ def _choice_col(arr, n: int, field: str, order: float, errs: _FirstError, mappin
     arr = _strings(arr, n, field, order, errs, validate)
     idx = pc.index_in(arr, value_set=pa.array(list(mapping), pa.string()))
     out = pc.take(pa.array(list(mapping.values()), pa.string()), idx)
-    errs.check(pc.and_(arr.is_valid(), idx.is_null()), order, field, lambda i: _why(validate, arr, i, "invalid"))
+    errs.check(pc.and_kleene(arr.is_valid(), idx.is_null()), order, field, lambda i: _why(validate, arr, i, "invalid"))
     if default is not None:
         return pc.fill_null(out, default)
     errs.check(arr.is_null(), order, field, f"missing {field}")
@@ -920,7 +920,7 @@ def _levels_col(arr, n: int, field: str, order: float, errs: _FirstError) -> pa.
         errs.check(inner.is_valid(), order, field, f"{field} levels must be [price, size] pairs", rows=inner_rows)
         return pa.nulls(n, target)
     lengths = pc.list_value_length(inner)
-    errs.check(pc.or_(inner.is_null(), pc.not_equal(lengths, 2)), order, field,
+    errs.check(pc.or_kleene(inner.is_null(), pc.not_equal(lengths, 2)), order, field,
                lambda i: f"{field} level must be a [price, size] pair, got {_short(inner[i].as_py())}", rows=inner_rows)
     values, value_inner = inner.flatten(), pc.list_parent_indices(inner)
     value_rows = pc.take(inner_rows, value_inner)
@@ -928,8 +928,8 @@ def _levels_col(arr, n: int, field: str, order: float, errs: _FirstError) -> pa.
                          pc.fill_null(lengths, 0).cast(pa.int64()))
     position = pc.subtract(pa.array(range(len(values)), pa.int64()), pc.take(starts, value_inner))
     out, bad = _dec_array(values, field)
-    bad = pc.or_(values.is_null(), pc.and_(pc.equal(position, 1), pc.starts_with(out, "-"))) if bad is None else \
-        pc.or_(pc.or_(bad, values.is_null()), pc.and_(pc.equal(position, 1), pc.starts_with(out, "-")))
+    bad = pc.or_kleene(values.is_null(), pc.and_kleene(pc.equal(position, 1), pc.starts_with(out, "-"))) if bad is None else \
+        pc.or_kleene(pc.or_kleene(bad, values.is_null()), pc.and_kleene(pc.equal(position, 1), pc.starts_with(out, "-")))
     errs.check(bad, order, field, lambda i: _why(lambda v: _size(v, field) if position[i].as_py() == 1 else
                                                  _price(v, field), values, i, f"{field} has a bad level"),
                rows=value_rows)
@@ -989,11 +989,11 @@ def normalize_table(table: pa.Table, *, type: str | None = None, source: str | N
             errs.check(pa.repeat(True, n), 0.5, c, f"unknown key {c!r} for {etype} (expected: {', '.join(fields)})")
     out = {"type": pc.fill_null(pa.nulls(n, pa.string()), etype)}
     sym = out["symbol"] = _strings(cols.get("symbol"), n, "symbol", 1, errs, lambda v: _text(v, "symbol"))
-    errs.check(pc.or_(sym.is_null(), pc.equal(pc.binary_length(sym), 0)), 1, "symbol",
+    errs.check(pc.or_kleene(sym.is_null(), pc.equal(pc.binary_length(sym), 0)), 1, "symbol",
                lambda i: _why(lambda v: _text(v, "symbol"), sym, i, "missing symbol"))
     src = _strings(cols.get("source"), n, "source", 2, errs, lambda v: _text(v, "source"))
     src = out["source"] = src if source is None else pc.fill_null(src, source)
-    errs.check(pc.or_(src.is_null(), pc.equal(pc.binary_length(src), 0)), 2, "source",
+    errs.check(pc.or_kleene(src.is_null(), pc.equal(pc.binary_length(src), 0)), 2, "source",
                lambda i: _why(lambda v: _text(v, "source"), src, i, "missing source"))
     out["ts"] = _ts_col(cols.get("ts"), n, "ts", 3, errs, True)
     out["recv_ts"] = _ts_col(cols.get("recv_ts"), n, "recv_ts", 4, errs, False)
@@ -1003,7 +1003,7 @@ def normalize_table(table: pa.Table, *, type: str | None = None, source: str | N
         if etype == "OrderFlow" and f == "price":
             kind = "opt_price"
             action = out["action"]
-            errs.check(pc.and_(_nulls_of(a, n), pc.invert(pc.is_in(action, pa.array(NO_PRICE_ACTIONS)))), o, f,
+            errs.check(pc.and_kleene(_nulls_of(a, n), pc.invert(pc.is_in(action, pa.array(NO_PRICE_ACTIONS)))), o, f,
                        lambda i: f"missing price (only cancel and clear may omit it, action is {action[i].as_py()})")
         if kind in ("price", "size", "opt_price", "opt_size"):
             out[f] = _decimal_col(a, n, f, o, errs, required=kind in ("price", "size"), nonneg=kind.endswith("size"))
@@ -1015,7 +1015,7 @@ def normalize_table(table: pa.Table, *, type: str | None = None, source: str | N
             req = kind == "id"
             v = out[f] = _strings(a, n, f, o, errs, lambda x, f=f, req=req: _ident(x, f, req), ints=True)
             bad = pc.equal(pc.binary_length(v), 0)
-            errs.check(pc.or_(v.is_null(), bad) if req else bad, o, f,
+            errs.check(pc.or_kleene(v.is_null(), bad) if req else bad, o, f,
                        lambda i, f=f, req=req, v=v: _why(lambda x: _ident(x, f, req), v, i, f"missing {f}"))
         elif kind == "opt_text":
             out[f] = _strings(a, n, f, o, errs, lambda x, f=f: _opt_text(x, f))
@@ -1030,12 +1030,12 @@ def normalize_table(table: pa.Table, *, type: str | None = None, source: str | N
     if etype == "BboQuote":
         for side in ("bid", "ask"):
             price, size = out[side + "_price"], out[side + "_size"]
-            errs.check(pc.and_(price.is_null(), size.is_valid()), pos[side + "_size"] + 0.1, side + "_size",
+            errs.check(pc.and_kleene(price.is_null(), size.is_valid()), pos[side + "_size"] + 0.1, side + "_size",
                        f"{side}_size given without {side}_price")
-        errs.check(pc.and_(out["bid_price"].is_null(), out["ask_price"].is_null()), pos["ask_size"] + 0.2,
+        errs.check(pc.and_kleene(out["bid_price"].is_null(), out["ask_price"].is_null()), pos["ask_size"] + 0.2,
                    "bid_price", "a BboQuote needs a bid or an ask price (both are null)")
     if etype == "L2Snapshot":
-        errs.check(pc.and_(pc.equal(pc.list_value_length(out["bids"]), 0),
+        errs.check(pc.and_kleene(pc.equal(pc.list_value_length(out["bids"]), 0),
                            pc.equal(pc.list_value_length(out["asks"]), 0)), pos["asks"] + 0.1, "bids",
                    "an L2Snapshot needs at least one level (bids and asks are both empty)")
     errs.raise_first()
