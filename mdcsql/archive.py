@@ -74,7 +74,7 @@ class Archive:
                 self.root, self.layout, codec=st.codec, level=st.compression_level,
                 sync_mode=st.sync.mode, interval_ms=st.sync.interval_ms, max_events=st.sync.max_events,
                 seal_grace_ns=st.seal_grace_seconds * 1_000_000_000,
-                on_seal=lambda _manifest: self.sync_catalog(timeout=0.5))
+                on_seal=lambda _manifests: self.sync_catalog(timeout=0.5))
         return self._ingestor
 
     def writer(self, source: str, *, root: str = "live", asset_class: str = "equity") -> "Writer":

@@ -105,7 +105,7 @@ class Ingestor:
 
     def __init__(self, root: Path, layout: Layout, *, codec: str = "gzip", level: int = 6,
                  sync_mode: str = "batched", interval_ms: int = 5, max_events: int = 10_000,
-                 seal_grace_ns: int = 0, on_seal: Callable[[dict], None] | None = None) -> None:
+                 seal_grace_ns: int = 0, on_seal: Callable[[list[dict]], None] | None = None) -> None:
         self.root = Path(root)
         self.layout = layout
         self.codec, self.level = codec, level
@@ -358,6 +358,7 @@ class Ingestor:
         self._last_checkpoint = time.monotonic()
 
     def _seal_pending(self) -> None:
+        batch: list[dict] = []
         while self._to_seal:
             hot = self._to_seal.pop(0)
             os.close(hot.fd)
@@ -369,8 +370,9 @@ class Ingestor:
                                  session_id=self.session_id, created_at=hot.created_at,
                                  duplicates_dropped=hot.duplicates)
             self.sealed.append(manifest)
-            if self.on_seal is not None:
-                self.on_seal(manifest)
+            batch.append(manifest)
+        if batch and self.on_seal is not None:
+            self.on_seal(batch)
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self.interval_s / 2 if self.interval_s else 0.001):

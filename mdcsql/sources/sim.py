@@ -7,12 +7,14 @@ L2 snapshots, with per-stream sequence numbers and Poisson inter-arrival times.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from dataclasses import dataclass
 from typing import Iterator
 
-TICK = 1  # prices are kept in integer cents and rendered as decimal text
+_LOTS = ("1", "5", "10", "100", "100", "200", "500")
+_STEPS = (-2, -1, 0, 0, 1, 2)
 _BASE_PRICES = {"AAPL": 18700, "MSFT": 37500, "SPY": 47500, "GOOGL": 14200, "AMZN": 15300, "TSLA": 21800}
 
 
@@ -55,30 +57,30 @@ class SimulatedMarket:
         return self
 
     def __next__(self) -> dict:
-        rng = self.rng
-        self.ts += max(1, int(rng.expovariate(1.0) * self.mean_gap_ns))
-        symbol = self.symbols[rng.randrange(len(self.symbols))]
+        rand = self.rng.random
+        self.ts += max(1, int(-math.log(1.0 - rand()) * self.mean_gap_ns))
+        symbol = self.symbols[int(rand() * len(self.symbols))]
         book = self.books[symbol]
         self._count += 1
         bid, ask = (book.mid - 1) // 2, (book.mid + 1) // 2
         if self._count % self.l2_every == 0:
             return {"type": "L2Snapshot", "symbol": symbol, "source": self.source, "ts": self.ts,
                     "recv_ts": self.ts + 150_000, "seq": self._next_seq(book, "L2Snapshot"),
-                    "bids": [[_px(bid - i), str(100 * rng.randint(1, 20))] for i in range(5)],
-                    "asks": [[_px(ask + i), str(100 * rng.randint(1, 20))] for i in range(5)],
+                    "bids": [[_px(bid - i), str(100 * (1 + int(rand() * 20)))] for i in range(5)],
+                    "asks": [[_px(ask + i), str(100 * (1 + int(rand() * 20)))] for i in range(5)],
                     "venue": None}
-        if rng.random() < 0.35:
-            side = "buy" if rng.random() < 0.5 else "sell"
+        if rand() < 0.35:
+            side = "buy" if rand() < 0.5 else "sell"
             return {"type": "Trade", "symbol": symbol, "source": self.source, "ts": self.ts,
                     "recv_ts": self.ts + 120_000, "seq": self._next_seq(book, "Trade"),
-                    "price": _px(ask if side == "buy" else bid), "size": str(rng.choice((1, 5, 10, 100, 100, 200, 500))),
+                    "price": _px(ask if side == "buy" else bid), "size": _LOTS[int(rand() * len(_LOTS))],
                     "side": side, "trade_id": None, "venue": None, "conditions": None}
-        book.mid += rng.choice((-2, -1, 0, 0, 1, 2))
+        book.mid += _STEPS[int(rand() * len(_STEPS))]
         bid, ask = (book.mid - 1) // 2, (book.mid + 1) // 2
         return {"type": "BboQuote", "symbol": symbol, "source": self.source, "ts": self.ts,
                 "recv_ts": self.ts + 100_000, "seq": self._next_seq(book, "BboQuote"),
-                "bid_price": _px(bid), "bid_size": str(100 * rng.randint(1, 30)),
-                "ask_price": _px(ask), "ask_size": str(100 * rng.randint(1, 30)), "venue": None}
+                "bid_price": _px(bid), "bid_size": str(100 * (1 + int(rand() * 30))),
+                "ask_price": _px(ask), "ask_size": str(100 * (1 + int(rand() * 30))), "venue": None}
 
     def take(self, n: int) -> list[dict]:
         return [next(self) for _ in range(n)]
