@@ -650,3 +650,113 @@ def test_file_format_details(tmp_path):
     unterminated.write_text('[Storage]\nFilePrefix = "abc')
     with pytest.raises(ConfigError, match=r"open\.toml: malformed TOML at line 2, column \d+"):
         load_config(unterminated)
+
+
+# Every section at once, with the values the design uses in its own examples.
+FULL = {"Storage": {
+    "NamingConvention": "Hierarchical", "DatePartition": "Hourly", "RetentionDays": 365,
+    "MaxTotalMegabytes": 2048000, "Compress": True, "CompressionCodec": "zstd",
+    "CompressionLevel": 12, "FilePrefix": "mdc", "FileNameMetadata": True, "Profile": "Archival",
+    "Sync": {"Mode": "batched", "IntervalMs": 5, "MaxEvents": 20000}, "SealGraceSeconds": 60,
+    "Quotas": {"Global": {"MaxBytes": 107374182400, "Enforcement": "SoftLimit"},
+               "PerSource": {"alpaca": {"MaxBytes": 53687091200, "MaxFiles": 100000,
+                                        "Enforcement": "DropOldest"}},
+               "PerAssetClass": {"equity": {"MaxBytes": 10**11}},
+               "PerSymbol": {"SPY": {"MaxBytes": 10737418240, "MaxEventsPerDay": 50000000}},
+               "PerEventType": {"Heartbeat": {"MaxBytes": 10**9, "Enforcement": "HardLimit"}},
+               "Dynamic": {"Enabled": True, "EvaluationPeriod": "1h", "MinReservePct": 10,
+                           "OverprovisionFactor": 1.2, "StealFromInactive": False}},
+    "Policies": {"Trade": {"Classification": "Critical", "HotTierDays": 7, "WarmTierDays": 90,
+                           "ColdTierDays": 365, "ArchiveTier": "perpetual",
+                           "Compression": {"Hot": "none", "Warm": "gzip", "Cold": "zstd",
+                                           "Archive": "zstd-max"}},
+                 "Heartbeat": {"Classification": "Transient", "HotTierDays": 1, "WarmTierDays": 0,
+                               "ColdTierDays": 0, "ArchiveTier": None}},
+    "Tiering": {"Enabled": True,
+                "Tiers": [{"Name": "hot", "Path": "/fast-ssd/mdc/hot", "MaxAgeDays": 7,
+                           "MaxSizeGb": 100, "Format": "jsonl", "Compression": None},
+                          {"Name": "warm", "Path": "/ssd/mdc/warm", "MaxAgeDays": 90,
+                           "MaxSizeGb": 500, "Format": "jsonl.gz", "Compression": "gzip"},
+                          "cold",
+                          {"Name": "archive", "Path": "s3://mdc-archive", "MaxAgeDays": None,
+                           "Format": "parquet", "Compression": "zstd",
+                           "StorageClass": "GLACIER_IR"}],
+                "MigrationSchedule": "0 2 * * *", "ParallelMigrations": 4},
+    "Archive": {"Enabled": True, "Worm": True, "Reason": "Regulatory",
+                "Description": "SEC 17a-4 trade records", "Immutable": True,
+                "RequiresEncryption": False, "MinRetentionYears": 7,
+                "ApproversForDelete": ["compliance@example.com"],
+                "Format": {"Format": "parquet", "Compression": "zstd", "CompressionLevel": 19,
+                           "EnableBloomFilters": True, "EnableStatistics": True,
+                           "PartitionColumns": ["date", "symbol"], "RowGroupSize": 100000}},
+    "Worm": {"Enabled": True, "LockDelay": "1d", "AllowExtend": True,
+             "ComplianceMode": "compliance"},
+    "Catalog": {"Enabled": True, "SignManifests": True},
+    "Reconciliation": {"Enabled": True, "Sources": ["alpaca", "ib"], "Window": "500ms",
+                       "PriceTolerance": 0.01, "VolumeTolerance": 100,
+                       "GenerateDiscrepancyReport": True, "ReportPath": "reports/recon"},
+    "Partitioning": {"Strategy": "composite", "Dimensions": ["Date", "Source", "Symbol"],
+                     "DateGranularity": "Daily",
+                     "Adaptive": {"EventsPerHourThreshold": 100000,
+                                  "EventsPerDayThreshold": 50000,
+                                  "EventsPerMonthThreshold": 10000},
+                     "TradingCalendar": {"Exchange": "NYSE", "SkipNonTradingDays": True,
+                                         "SeparatePreMarket": True, "SeparateAfterHours": True,
+                                         "MarketTimeZone": "America/New_York"},
+                     "Rolling": {"WindowSize": "1h", "WindowCount": 24,
+                                 "CompactOnRotation": True}},
+    "Integrity": {"ValidateOnWrite": True, "ChecksumOnWrite": True, "VerifyOnRead": False,
+                  "MaxSequenceGap": 100, "StaleDataThreshold": "5m",
+                  "EnforceMonotonicity": False},
+    "Backup": {"Enabled": True, "Schedule": "0 0 * * *", "RetentionBackups": 7,
+               "Targets": [{"Type": "local", "Path": "/backup/mdc"},
+                           {"Type": "s3", "Bucket": "mdc-backups", "Region": "us-east-1",
+                            "StorageClass": "GLACIER_IR"}],
+               "IncludePatterns": ["*.jsonl", "*.jsonl.gz", "*.parquet"],
+               "ExcludePatterns": ["**/current.jsonl", "**/_temp/*"]},
+    "Sources": {"alpaca": {"Id": "alpaca", "Name": "Alpaca Markets", "Type": "live",
+                           "Priority": 1, "AssetClasses": ["equity"],
+                           "DataTypes": ["Trade", "BboQuote", "L2Snapshot"], "LatencyMs": 10,
+                           "Reliability": 0.999, "CostPerEvent": 0.0001, "Enabled": True},
+                "stooq": {"Id": "stooq", "Name": "Stooq Historical", "Type": "historical",
+                          "AssetClasses": ["equity"], "DataTypes": ["HistoricalBar"],
+                          "Enabled": True}},
+    "Export": {"Profiles": {"PythonPandas": {"Format": "parquet",
+                                             "Options": {"Compression": "snappy"}}}},
+    "Scheduling": {"Timezone": "America/New_York", "HolidayCalendar": "NYSE"},
+    "Maintenance": {"Enabled": True,
+                    "Schedule": {"HealthCheck": "0 3 * * *", "Defragmentation": "0 4 * * 0",
+                                 "OrphanCleanup": "0 5 1 * *", "IndexRebuild": "0 2 * * 0",
+                                 "BackupVerification": "0 6 * * 0"},
+                    "AutoRepair": {"Enabled": True, "MaxAutoRepairsPerRun": 100,
+                                   "RequireBackup": True,
+                                   "NotifyOnRepair": ["admin@example.com"]},
+                    "Thresholds": {"FragmentationTriggerPct": 20,
+                                   "MinFileSizeForMergeBytes": 1048576,
+                                   "MaxFileAgeForHotTierDays": 7}},
+    "Quality": {"MinimumScoreForArchive": 0.95, "MinimumScoreForResearch": 0.9,
+                "QuarantineBelowScore": 0.7, "AutoBackfillBelowScore": 0.85,
+                "PreferSourceAboveScore": 0.98,
+                "Consolidation": {"Enabled": True, "Schedule": "0 6 * * *",
+                                  "TargetDirectory": "consolidated", "Strategy": "Merge",
+                                  "MinSourcesForConsolidation": 2}},
+    "Search": {"IndexInMemory": True, "MaxIndexMemoryMb": 512, "CacheRecentQueries": True,
+               "QueryCacheSize": 1000, "QueryCacheTtlSeconds": 300, "ParallelSearchThreads": 4,
+               "BloomFilters": {"Enabled": True, "FalsePositiveRate": 0.01},
+               "PartitionedIndexes": {"ByDate": True, "BySymbol": True}},
+    "Sessions": {"DefaultType": "Daily"},
+}}
+
+
+def test_a_document_using_every_section_loads_and_round_trips(tmp_path):
+    s = load(FULL)
+    assert s.inactive_keys() == [f"Storage.{k}" for k in PENDING_FEATURES]
+    assert s.explicit_dict() == FULL  # already in canonical spelling
+    assert load(s.to_dict()) == s and load(s.explicit_dict()) == s
+    st_ = s.storage
+    assert st_.tiering.tiers[2] == "cold" and st_.tiering.tiers[3].storage_class == "GLACIER_IR"
+    assert st_.backup.targets[1].bucket == "mdc-backups"
+    assert st_.sources["alpaca"].reliability == 0.999
+    assert st_.partitioning.dimensions == ["Date", "Source", "Symbol"]
+    assert (st_.codec, st_.compression_level, st_.date_partition) == ("zstd", 12, "Hourly")
+    assert {e.source for e in s.explain()} == {"user"}
