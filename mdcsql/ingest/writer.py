@@ -14,17 +14,18 @@ import fcntl
 import os
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from mdcsql import events as ev
 from mdcsql.errors import ArchiveLockedError, InputError
 from mdcsql.ingest.checkpoint import Checkpoint
+from mdcsql.ingest.dedupe import StreamState
 from mdcsql.ingest.recovery import RecoveryReport, recover
 from mdcsql.ingest.seal import manifest_path, seal_file, utc_now_iso
 from mdcsql.ingest.wal import WalWriter, encode_frame
@@ -32,7 +33,6 @@ from mdcsql.layout import WAL_DIR, Layout, PartitionKey, period_end, period_labe
 
 LOCK_FILE = "LOCK"
 CHECKPOINT_INTERVAL_S = 30.0
-DEDUPE_WINDOW = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,26 +53,7 @@ class HotFile:
     pending: list = field(default_factory=list)
     pending_events: int = 0
     duplicates: int = 0
-
-
-class StreamState:
-    """Duplicate detection for one (source, symbol, type) stream, over a bounded recent window."""
-
-    __slots__ = ("max_seq", "seen", "order")
-
-    def __init__(self) -> None:
-        self.max_seq = -1
-        self.seen: set = set()
-        self.order: deque = deque()
-
-    def admit(self, key) -> bool:
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        self.order.append(key)
-        if len(self.order) > DEDUPE_WINDOW:
-            self.seen.discard(self.order.popleft())
-        return True
+    state: StreamState | None = None
 
 
 class WriteLock:
@@ -176,17 +157,18 @@ class Ingestor:
         hot = self._files.get(k)
         if hot is None:
             hot = self._open_file(k, ts)
-        skey = (k[1], k[3], k[4])
-        state = self._streams.get(skey) or self._stream(skey)
+        state = hot.state
         seq = event["seq"]
         if seq is not None:
-            if seq > state.max_seq:
-                state.max_seq = seq
-                state.admit(seq)
-            elif not state.admit(seq):
+            if seq > state.hi and state.lo is not None:     # the in-order fast path
+                if seq > state.hi + 1:
+                    state._add_gap(state.hi + 1, seq - 1)
+                state.hi = seq
+            elif not state.admit_seq(seq):
                 self._dropped(hot)
                 return
-        elif not state.admit(hash((ts, line if event["recv_ts"] is None else ev.encode({**event, "recv_ts": None})))):
+        elif not state.admit_hash(hash((ts, line if event["recv_ts"] is None
+                                        else ev.encode({**event, "recv_ts": None})))):
             self._dropped(hot)
             return
         if not self._pending:
@@ -205,25 +187,26 @@ class Ingestor:
         table = ev.normalize_table(table, type=type, source=source)
         if table.num_rows == 0:
             return 0
+        etype = table.column("type")[0].as_py()
         starts = _period_starts(table.column("ts"), self.layout.partition)
-        table = table.append_column("_period", starts)
-        table = self._dedupe_table(table)
-        groups = table.group_by(["source", "symbol", "_period"], use_threads=False).aggregate([])
+        groups = (pl.DataFrame({"source": table.column("source"), "symbol": table.column("symbol"),
+                                "period": starts})
+                  .with_row_index("row")
+                  .group_by(["source", "symbol", "period"], maintain_order=True)
+                  .agg(pl.col("row")))
         n = 0
         with self._mutex:
             self._check_open()
-            for source_v, symbol_v, start in zip(*(groups.column(c).to_pylist() for c in ("source", "symbol", "_period"))):
-                mask = pc.and_(pc.and_(pc.equal(table.column("source"), source_v),
-                                       pc.equal(table.column("symbol"), symbol_v)),
-                               _eq_or_null(table.column("_period"), start))
-                part = table.filter(mask).drop_columns(["_period"])
-                etype = part.column("type")[0].as_py()
+            for source_v, symbol_v, start, rows in groups.iter_rows():
+                part = table.take(pa.array(rows, pa.uint32())) if len(rows) != table.num_rows else table
                 k = (root, source_v, asset_class, symbol_v, etype, start)
                 hot = self._files.get(k) or self._open_file(k, part.column("ts")[0].as_py())
-                data = ev.encode_table(part)
+                part = self._dedupe_part(hot, part)
+                if part.num_rows == 0:
+                    continue
                 if not self._pending:
                     self._first_pending_at = time.monotonic()
-                hot.pending.append(data)
+                hot.pending.append(ev.encode_table(part))
                 hot.pending_events += part.num_rows
                 self._pending += part.num_rows
                 n += part.num_rows
@@ -231,45 +214,24 @@ class Ingestor:
                 self._commit()
         return n
 
-    def _dedupe_table(self, table: pa.Table) -> pa.Table:
-        """Drop rows whose (source, symbol, type, seq) was seen in this batch or recently before.
-
-        The common case — every stream's seqs unique and above what it has seen — is vectorised;
-        only batches with repeats or late seqs take the per-row path.
-        """
-        if table.column("seq").null_count == table.num_rows:
-            return table
-        keep = None
-        streams = table.group_by(["source", "symbol", "type"], use_threads=False).aggregate(
-            [("seq", "min"), ("seq", "max"), ("seq", "count_distinct"), ("seq", "count")])
-        with self._mutex:
-            fast = True
-            for source_v, symbol_v, type_v, lo, hi, distinct, count in zip(*(streams.column(i).to_pylist() for i in range(7))):
-                state = self._streams.get((source_v, symbol_v, type_v))
-                if count and (distinct != count or (state is not None and lo <= state.max_seq)):
-                    fast = False
-            if fast:
-                for source_v, symbol_v, type_v, lo, hi, distinct, count in zip(*(streams.column(i).to_pylist() for i in range(7))):
-                    if not count:
-                        continue
-                    state = self._stream((source_v, symbol_v, type_v))
-                    mask = pc.and_(pc.equal(table.column("source"), source_v), pc.equal(table.column("symbol"), symbol_v))
-                    for q in pc.drop_null(table.column("seq").filter(mask)).to_pylist():
-                        state.admit(q)
-                    state.max_seq = max(state.max_seq, hi)
-                return table
-            keep = []
-            for s_v, sym, t, q in zip(*(table.column(c).to_pylist() for c in ("source", "symbol", "type", "seq"))):
-                if q is None:
-                    keep.append(True)
-                    continue
-                state = self._stream((s_v, sym, t))
-                ok = state.admit(q)
-                state.max_seq = max(state.max_seq, q)
-                keep.append(ok)
-                if not ok:
-                    self.duplicates_dropped += 1
-        return table.filter(pa.array(keep))
+    def _dedupe_part(self, hot: HotFile, part: pa.Table) -> pa.Table:
+        """Drop rows of one stream whose seq was already seen (vectorised when all are new)."""
+        seq = part.column("seq")
+        if seq.null_count:
+            if seq.null_count < part.num_rows:
+                keep = [hot.state.admit_seq(q) if q is not None else True for q in seq.to_pylist()]
+            else:
+                keep = [hot.state.admit_hash(hash(line)) for line in ev.encode_table(part).splitlines()]
+            mask = pa.array(keep)
+        else:
+            keep = hot.state.admit_seqs(seq.to_numpy())
+            if keep is None:
+                return part
+            mask = pa.array(keep)
+        dropped = part.num_rows - pc.sum(mask).as_py()
+        hot.duplicates += dropped
+        self.duplicates_dropped += dropped
+        return part.filter(mask)
 
     def _stream(self, key: tuple) -> StreamState:
         state = self._streams.get(key)
@@ -293,7 +255,7 @@ class Ingestor:
             part += 1
         stream = (root, source, asset_class, symbol, etype)
         end = period_end(start, self.layout.partition) if start is not None else None
-        hot = HotFile(rel, stream, end, utc_now_iso())
+        hot = HotFile(rel, stream, end, utc_now_iso(), state=self._stream((source, symbol, etype)))
         path.parent.mkdir(parents=True, exist_ok=True)
         hot.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._files[k] = hot
@@ -463,7 +425,3 @@ def _period_starts(ts: pa.ChunkedArray, partition: str) -> pa.Array:
     return pc.cast(month, pa.int64()).combine_chunks()
 
 
-def _eq_or_null(column, value):
-    if value is None:
-        return pc.is_null(column)
-    return pc.equal(column, value)
