@@ -507,6 +507,29 @@ def test_files_sealed_by_the_ingest_code_are_catalogued_from_their_manifest(root
         assert cat.execute("SELECT count(*) FROM trades").first() == (4,)
 
 
+def test_a_targeted_sync_after_a_seal_touches_only_that_partition(root):
+    from mdcsql.ingest.seal import seal_file
+    other = catalog_write_file(root, LAYOUT, catalog_events("Trade", 2, symbol="MSFT"), codec="none")
+    hot = catalog_write_file(root, LAYOUT, catalog_events("Trade", 4), codec="none")
+    with Catalog.open(root) as cat:
+        cat.sync(LAYOUT)
+        exported = (root / "_catalog" / "manifest.json").read_text()
+        with open(root / other, "ab") as f:                     # not named: left for a full sync
+            f.write(catalog_jsonl(catalog_events("Trade", 1, symbol="MSFT", start_seq=3)))
+        manifest = seal_file(root, LAYOUT, hot, codec="gzip", level=6)
+        r = cat.sync(LAYOUT, paths=[manifest["path"]])
+        assert (r.added, r.updated, r.removed, r.unchanged, r.views_changed) == (1, 0, 1, 0, True)
+        assert cat.execute("SELECT path, state FROM files ORDER BY path").rows == \
+            sorted([(other, "open"), (manifest["path"], "sealed")])
+        assert (root / "_catalog" / "manifest.json").read_text() == exported     # deferred
+        r = cat.sync(LAYOUT)
+        assert (r.added, r.updated, r.removed) == (0, 1, 0)
+        entries = json.loads((root / "_catalog" / "manifest.json").read_text())["catalog"]["entries"]
+        assert sorted(e["path"] for e in entries) == sorted([other, manifest["path"]])
+        r = cat.sync(LAYOUT, paths=["live/../etc/passwd", "live/NOPE/Trade/x.jsonl"])
+        assert r.changed is False and r.problems == [("live/../etc/passwd", "not a relative path under a tier root")]
+
+
 # ------------------------------------------------------------------------------- concurrency (invariant 4)
 
 _HOLDER = textwrap.dedent("""

@@ -29,17 +29,19 @@ import pyarrow as pa
 
 from mdcsql.catalog import exports
 from mdcsql.catalog.guard import vet_user_sql
-from mdcsql.catalog.indexer import FILE_COLUMNS, file_row, scan_tree
+from mdcsql.catalog.indexer import FILE_COLUMNS, file_row, scan_paths, scan_tree
 from mdcsql.catalog.migrations import apply_migrations
 from mdcsql.catalog.views import SENTINEL, check_root, generate_views, sql_literal, views_fingerprint
 from mdcsql.errors import ArchiveLockedError, ConfigError, MdcsqlError, NotFoundError
-from mdcsql.layout import CATALOG_DIR, TIER_ROOTS
+from mdcsql.layout import CATALOG_DIR, CODEC_EXT, TIER_ROOTS
 from mdcsql.sql import load_sql
 
 __all__ = ["Catalog", "Result", "SyncResult", "CATALOG_FILE"]
 
 CATALOG_FILE = "catalog.duckdb"
 _VIEWS_STATE = "views"
+_LAYOUT_STATE = "layout"
+_EXPORTS_STATE = "exports"
 _PID = re.compile(r"PID (\d+)")
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 _INT32 = (-(1 << 31), (1 << 31) - 1)
@@ -297,7 +299,7 @@ class Catalog:
         return True
 
     # ------------------------------------------------------------------ sync and rebuild
-    def sync(self, layout, *, deep: bool = False) -> SyncResult:
+    def sync(self, layout, *, deep: bool = False, paths=None) -> SyncResult:
         """Reconcile the ``files`` table (and the views) with the tree, in one transaction.
 
         Only files whose size, mtime or manifest mtime changed are re-read. Rows equal what
@@ -306,35 +308,58 @@ class Catalog:
 
         :param layout: the archive's ``mdcsql.layout.Layout``.
         :param deep: also count the events (and seq / ts ranges) of open hot files with DuckDB.
+        :param paths: reconcile only these relative data-file paths (and the other codecs' files of
+            the same partition and part: a seal's hot file), without walking the tree — what a
+            collector calls after sealing. ``manifest.json`` is then rewritten by the next full
+            sync rather than at once.
         """
-        return self._sync(layout, deep=deep, forget=False)
+        return self._sync(layout, deep=deep, forget=False, paths=paths)
 
     def rebuild(self, layout) -> SyncResult:
         """Forget every file row, then index the tree from scratch (one transaction), re-import
         the registries from their JSON exports and regenerate the views."""
         return self._sync(layout, deep=False, forget=True)
 
-    def _sync(self, layout, *, deep: bool, forget: bool) -> SyncResult:
+    def _sync(self, layout, *, deep: bool, forget: bool, paths=None) -> SyncResult:
         self._require_writable("rebuild" if forget else "sync")
         started = time.perf_counter()
         check_root(self.root)
         self._ensure_sentinel()
-        scan = scan_tree(self.root, layout)
-        result = SyncResult(unknown=scan.unknown, problems=list(scan.problems))
-        existing = {r[0]: r for r in self.execute(load_sql("queries/catalog_files_signatures.sql")).rows}
-        known = {} if forget else existing
+        if paths is None:
+            scan = scan_tree(self.root)
+            existing = {r[0]: r for r in self.execute(load_sql("queries/catalog_files_signatures.sql")).rows}
+        else:
+            wanted = _with_siblings(layout, [paths] if isinstance(paths, str) else list(paths))
+            scan = scan_paths(self.root, wanted)
+            existing = {r[0]: r for r in self.execute(load_sql("queries/catalog_files_signatures_of.sql"),
+                                                      {"paths": wanted}).rows}
+        result = SyncResult(problems=list(scan.problems))
+        layout_id = repr(layout)
+        # a different layout (or a rebuild) re-parses every path; otherwise unchanged files are trusted
+        known = {} if forget or self._state(_LAYOUT_STATE) != layout_id else existing
         todo = []
-        for rel, found in scan.files.items():
+        catalog_changed = False
+        for rel, signature in scan.files.items():
             old = known.get(rel)
+            if old is not None and (old[1], old[2], old[3]) == signature and not (
+                    deep and old[4] == "open" and not old[5]):
+                result.unchanged += 1                   # indexed as is: not even parsed again
+                continue
+            try:
+                found = scan.found(rel, layout)
+            except ValueError:
+                result.unknown.append(rel)
+                continue
+            todo.append(found)
             if old is None:
-                todo.append(found)
                 result.added += 1
-            elif (old[1], old[2], old[3]) != found.signature or (deep and old[4] == "open" and not old[5]):
-                todo.append(found)
-                result.updated += 1
             else:
-                result.unchanged += 1
-        gone = sorted(set(existing) - set(scan.files))
+                result.updated += 1
+                # an open file that grew changes no path and no sealed entry of manifest.json
+                catalog_changed |= not (old[4] == "open" and found.manifest_mtime_ns is None
+                                        and found.meta.codec == "none")
+        result.unknown.sort()
+        gone = sorted(set(existing).difference(scan.files).union(set(result.unknown) & set(existing)))
         result.removed = len(gone)
         now = _utcnow()
         rows = []
@@ -356,8 +381,18 @@ class Catalog:
                                  "queries/catalog_files_upsert.sql")
             combos = [tuple(r) for r in self.execute(load_sql("queries/catalog_files_combos.sql")).rows]
             result.views_changed = self._refresh_views(layout, combos, force=forget)
+            if paths is None:
+                self._set_state(_LAYOUT_STATE, layout_id)
             self._store_schema()
-        self._write_exports(force=forget or result.changed)
+        catalog_changed |= bool(result.added or result.removed)
+        if paths is not None:         # a targeted sync: leave the O(files) manifest.json for later
+            if catalog_changed:
+                self._set_state(_EXPORTS_STATE, {"dirty": True})
+        else:
+            dirty = bool((self._state(_EXPORTS_STATE) or {}).get("dirty"))
+            self._write_exports(force=forget or catalog_changed or dirty)
+            if dirty:
+                self._set_state(_EXPORTS_STATE, {"dirty": False})
         result.problems.sort()
         result.seconds = time.perf_counter() - started
         return result
@@ -520,6 +555,23 @@ def _connect(db: Path, *, read_only: bool, timeout: float) -> duckdb.DuckDBPyCon
                     f"{timeout:g} s. Retry later, or stop the process holding it") from None
             time.sleep(min(delay * (0.5 + random.random()), remaining))
             delay = min(delay * 2, 0.25)
+
+
+def _with_siblings(layout, relpaths: list[str]) -> list[str]:
+    """The paths plus, for each data path, its partition's files in the other codecs (so the hot
+    ``.jsonl`` a seal replaced is reconciled too)."""
+    out = dict.fromkeys(relpaths)
+    for rel in relpaths:
+        try:
+            meta = layout.parse(rel)
+        except (ValueError, TypeError):
+            continue
+        for codec in CODEC_EXT:
+            try:
+                out.setdefault(layout.relpath(meta.key, codec=codec, part=meta.part))
+            except ValueError:
+                continue
+    return list(out)
 
 
 def _clamp(row: dict, problems: list) -> dict:

@@ -1,8 +1,9 @@
 """Tree scan -> file rows: what the ``files`` table should hold, derived from the tree alone.
 
 ``scan_tree`` walks each tier root with ``os.scandir`` (no symlinked directories, ``*.tmp``
-ignored), pairs every data file with its sidecar manifest found in the same directory listing,
-and stats both. ``file_row`` turns one found file into a ``files`` row: identity from the path
+ignored), pairs every file with its sidecar manifest found in the same directory listing, and
+stats both: (size, mtime, manifest mtime) is the change signature, so an unchanged file costs two
+``stat`` calls and nothing else. ``file_row`` turns one parsed file into a ``files`` row: identity from the path
 (``layout.parse``), statistics from the manifest, the stored size from the file itself. The row
 depends only on the tree, so syncing and rebuilding give identical rows (invariant 1) — except
 ``indexed_at``, which the caller sets.
@@ -16,13 +17,14 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from mdcsql.layout import TIER_ROOTS, FileMeta, parse_period_label
 
 __all__ = ["MANIFEST_SUFFIX", "TMP_SUFFIX", "TIER_OF_ROOT", "Found", "Scan", "scan_tree",
-           "file_row", "FILE_COLUMNS"]
+           "scan_paths", "file_row", "FILE_COLUMNS"]
 
 MANIFEST_SUFFIX = ".manifest.json"   # contract with mdcsql.ingest.seal
 TMP_SUFFIX = ".tmp"
@@ -41,7 +43,7 @@ FILE_COLUMNS = (
 
 @dataclass(slots=True)
 class Found:
-    """One data file seen by the scan."""
+    """One data file of the layout: what its path says, and its (and its manifest's) stat."""
 
     meta: FileMeta
     size: int
@@ -54,24 +56,31 @@ class Found:
 
     @property
     def signature(self) -> tuple:
-        """What must change for the row to need recomputing."""
         return (self.size, self.mtime_ns, self.manifest_mtime_ns)
 
 
 @dataclass
 class Scan:
-    files: dict[str, Found] = field(default_factory=dict)
-    unknown: list[str] = field(default_factory=list)              # not data files of this layout
+    #: candidate data file -> signature (size, mtime_ns, manifest mtime_ns or None). Paths are not
+    #: parsed here: sync parses only those it has not indexed with this signature already.
+    files: dict[str, tuple] = field(default_factory=dict)
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, what is wrong)
 
+    def found(self, rel: str, layout) -> Found:
+        """Parse one scanned path. :raises ValueError: not a data file of ``layout``."""
+        size, mtime_ns, manifest_mtime_ns = self.files[rel]
+        return Found(layout.parse(rel), size, mtime_ns, manifest_mtime_ns)
 
-def scan_tree(root: Path, layout, tier_roots=TIER_ROOTS) -> Scan:
-    """Every data file under the tier roots of ``root``, with its manifest's presence and mtime.
 
-    Never raises for odd content: paths ``layout.parse`` rejects go to ``unknown``; manifests
-    without their data file and symlinks go to ``problems``.
+def scan_tree(root: Path, tier_roots=TIER_ROOTS) -> Scan:
+    """Every candidate data file under the tier roots of ``root`` with its change signature.
+
+    Never raises for odd content: manifests without their data file, unlistable directories and
+    symlinks go to ``problems``; whether a candidate is a data file is decided by the caller
+    (``Scan.found``).
     """
     scan = Scan()
+    files = scan.files
     root = Path(root)
     for tier_root in tier_roots:
         base = root / tier_root
@@ -99,23 +108,42 @@ def scan_tree(root: Path, layout, tier_roots=TIER_ROOTS) -> Scan:
                 else:
                     data.append(entry)
             for entry in data:
-                rel = prefix + entry.name
                 manifest = manifests.pop(entry.name, None)
-                try:
-                    meta = layout.parse(rel)
-                except ValueError:
-                    scan.unknown.append(rel)
-                    continue
                 try:
                     st = entry.stat(follow_symlinks=False)
                     mst = manifest.stat(follow_symlinks=False).st_mtime_ns if manifest else None
                 except FileNotFoundError:     # removed while we looked: the next sync sees it gone
                     continue
-                scan.files[rel] = Found(meta, st.st_size, st.st_mtime_ns, mst)
+                files[prefix + entry.name] = (st.st_size, st.st_mtime_ns, mst)
             for name in manifests:
                 scan.problems.append((prefix + name + MANIFEST_SUFFIX, "manifest without its data file"))
-    scan.unknown.sort()
-    scan.problems.sort()
+    return scan
+
+
+def scan_paths(root: Path, relpaths, tier_roots=TIER_ROOTS) -> Scan:
+    """Like :func:`scan_tree`, for just these relative paths (those absent are simply missing
+    from ``Scan.files``). Paths outside the tier roots, or with ``.``/``..`` components, are
+    reported as problems and skipped."""
+    scan = Scan()
+    for rel in relpaths:
+        parts = rel.split("/") if isinstance(rel, str) else []
+        if len(parts) < 2 or parts[0] not in tier_roots or any(p in ("", ".", "..") for p in parts):
+            scan.problems.append((str(rel), "not a relative path under a tier root"))
+            continue
+        if rel.endswith((TMP_SUFFIX, MANIFEST_SUFFIX)):
+            continue
+        path = os.path.join(root, rel)
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            continue
+        if not os.path.isfile(path) or os.path.islink(path):
+            continue
+        try:
+            mst = os.lstat(path + MANIFEST_SUFFIX).st_mtime_ns
+        except FileNotFoundError:
+            mst = None
+        scan.files[rel] = (st.st_size, st.st_mtime_ns, mst)
     return scan
 
 
@@ -136,6 +164,7 @@ def _utc(text) -> datetime | None:
     return dt
 
 
+@lru_cache(maxsize=16_384)
 def _period_start(period: str, partition: str) -> datetime | None:
     try:
         ns = parse_period_label(period, partition)
@@ -170,7 +199,7 @@ def file_row(root: Path, found: Found, layout, *, problems: list | None = None) 
             problems.append((rel, "compressed data file without a manifest"))
         return row
     try:
-        with open(Path(root) / (rel + MANIFEST_SUFFIX), "rb") as f:
+        with open(os.path.join(root, rel + MANIFEST_SUFFIX), "rb") as f:
             m = json.loads(f.read())
         if not isinstance(m, dict):
             raise ValueError("not a JSON object")
