@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from mdcsql import events as ev                      # noqa: E402
@@ -75,9 +76,10 @@ def bench_batch(tmp: Path, trades: list[dict], batch_events: int, batch_size: in
     while done < batch_events:
         n = min(batch_size, batch_events - done)
         chunk = base.slice(done % base.num_rows, n) if done % base.num_rows + n <= base.num_rows else base.slice(0, n)
-        # shift seq so repeated slices are not duplicates of each other
+        # shift each stream's seq so repeated slices are new events, not duplicates
+        rounds = done // base.num_rows
         chunk = chunk.set_column(chunk.schema.get_field_index("seq"), "seq",
-                                 pa.array(range(done + 1, done + 1 + chunk.num_rows), pa.int64()))
+                                 pc.add(chunk.column("seq"), rounds * base.num_rows))
         w.append_table(chunk, type="Trade")
         done += chunk.num_rows
     ack = w.flush()

@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-MAX_GAPS = 10_000          # gap intervals remembered per stream (oldest forgotten first)
+MAX_GAPS = 10_000          # gap intervals remembered per stream (up to twice that; oldest forgotten first)
 HASH_WINDOW = 100_000      # content hashes remembered per unsequenced stream
 
 
@@ -53,8 +53,11 @@ class StreamState:
                 self.lo = int(seqs[0])
             elif seqs[0] > self.hi + 1:
                 self._add_gap(self.hi + 1, int(seqs[0]) - 1)
-            for i in np.flatnonzero(diffs > 1):
-                self._add_gap(int(seqs[i]) + 1, int(seqs[i + 1]) - 1)
+            jumps = np.flatnonzero(diffs > 1)
+            if len(jumps):
+                starts, ends = (seqs[jumps] + 1).tolist(), (seqs[jumps + 1] - 1).tolist()
+                self.gaps.extend([a, b] for a, b in zip(starts, ends))
+                self._trim()
             self.hi = int(seqs[-1])
             return None
         return np.fromiter((self.admit_seq(int(s)) for s in seqs), dtype=bool, count=len(seqs))
@@ -71,8 +74,13 @@ class StreamState:
 
     def _add_gap(self, start: int, end: int) -> None:
         self.gaps.append([start, end])
-        if len(self.gaps) > MAX_GAPS:
-            del self.gaps[0]
+        if len(self.gaps) > 2 * MAX_GAPS:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Forget the oldest gaps beyond MAX_GAPS (amortised: runs once per MAX_GAPS additions)."""
+        if len(self.gaps) > 2 * MAX_GAPS:
+            del self.gaps[:len(self.gaps) - MAX_GAPS]
 
     def _fill(self, seq: int) -> bool:
         gaps = self.gaps

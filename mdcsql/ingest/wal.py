@@ -7,9 +7,11 @@ lines themselves.  Recovery can therefore re-fan-out a frame without parsing a s
 
 Frame layout (little endian)::
 
-    magic b"MDW1" | header_len u32 | payload_len u32 | n_events u32 | crc32 u32 | header | payload
+    magic | header_len u32 | payload_len u32 | n_events u32 | crc32 u32 | header | payload
 
-`crc32` covers header and payload, so a torn or corrupt tail is detected and cut off.
+Magic `MDW1` stores the payload as is; `MDWZ` stores it zstd-compressed (level 1, used for large
+group commits, where it is cheaper than writing and fsyncing ~10x more bytes).  `crc32`
+covers header and stored payload, so a torn or corrupt tail is detected and cut off.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import zstandard
+
 MAGIC = b"MDW1"
+MAGIC_ZSTD = b"MDWZ"
+COMPRESS_ABOVE = 64 << 10       # payloads larger than this are stored compressed
+_ZSTD = zstandard.ZstdCompressor(level=1)
+_UNZSTD = zstandard.ZstdDecompressor()
 _HEAD = struct.Struct("<4sIIII")
 HEADER_SIZE = _HEAD.size
 SEGMENT_SUFFIX = ".wal"
@@ -57,8 +65,11 @@ class TornTail:
 
 def encode_frame(groups: list, payload: bytes, n_events: int) -> bytes:
     header = json.dumps(groups, separators=(",", ":")).encode()
+    magic = MAGIC
+    if len(payload) > COMPRESS_ABOVE:
+        magic, payload = MAGIC_ZSTD, _ZSTD.compress(payload)
     crc = zlib.crc32(payload, zlib.crc32(header))
-    return _HEAD.pack(MAGIC, len(header), len(payload), n_events, crc) + header + payload
+    return b"".join((_HEAD.pack(magic, len(header), len(payload), n_events, crc), header, payload))
 
 
 def segment_name(start_lsn: int) -> str:
@@ -175,7 +186,7 @@ def read_frames(wal_dir: Path, from_lsn: int) -> tuple[list[Frame], TornTail | N
             else:
                 magic, hlen, plen, n_events, crc = _HEAD.unpack_from(data, pos)
                 body_end = pos + HEADER_SIZE + hlen + plen
-                if magic != MAGIC:
+                if magic not in (MAGIC, MAGIC_ZSTD):
                     reason = "bad frame magic"
                 elif body_end > len(data):
                     reason = "incomplete frame body"
@@ -186,6 +197,8 @@ def read_frames(wal_dir: Path, from_lsn: int) -> tuple[list[Frame], TornTail | N
                         reason = "frame checksum mismatch"
             if reason:
                 return frames, TornTail(path, pos, data[pos:], reason), seg_start + pos
+            if magic == MAGIC_ZSTD:
+                payload = _UNZSTD.decompress(payload)
             frames.append(Frame(seg_start + pos, seg_start + body_end, json.loads(header), payload, n_events))
             pos = body_end
         end_lsn = seg_end
