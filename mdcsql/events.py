@@ -14,6 +14,7 @@ import datetime as _dt
 import decimal
 import io
 import math
+import operator
 import re
 import zlib
 from pathlib import Path
@@ -24,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import zstandard
 
-from mdcsql.errors import InputError
+from mdcsql.errors import InputError, NotFoundError
 
 EVENT_TYPES: tuple[str, ...] = ("Trade", "BboQuote", "L2Snapshot", "OrderFlow", "HistoricalBar", "Heartbeat")
 COMMON_FIELDS: tuple[str, ...] = ("type", "symbol", "source", "ts", "recv_ts", "seq")
@@ -75,6 +76,13 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(float_hook=str)
 
 
+def _as_int(value) -> int | None:
+    """A non-bool integer of another type (numpy.int64, ...) as int, else None."""
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        return None
+    return operator.index(value)
+
+
 def _short(value: object) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -98,6 +106,8 @@ def parse_ts(value, field: str = "ts") -> int:
     if tv is float:
         raise InputError(f"float timestamp {value!r} is ambiguous; give int nanoseconds or an ISO-8601 string",
                          field=field)
+    if _as_int(value) is not None:
+        return parse_ts(_as_int(value), field)
     if isinstance(value, _dt.datetime):
         aware = value if value.tzinfo is not None else value.replace(tzinfo=_dt.timezone.utc)
         delta = aware - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -175,6 +185,10 @@ def decimal_text(value, field: str) -> str:
         raise InputError(f"{field} must be a number, not a boolean", field=field)
     if isinstance(value, decimal.Decimal):
         return _from_decimal(value, value, field)
+    if isinstance(value, float):           # numpy.float64
+        return decimal_text(float(value), field)
+    if _as_int(value) is not None:         # numpy integers
+        return decimal_text(_as_int(value), field)
     raise InputError(f"{field} must be a number or decimal string, not {tv.__name__}", field=field)
 
 
@@ -245,8 +259,8 @@ def _ident(value, field: str, required: bool) -> str | None:
     tv = type(value)
     if tv is str and value:
         return value
-    if tv is int:
-        return str(value)
+    if tv is int or _as_int(value) is not None:
+        return str(_as_int(value))
     if value is None and not required:
         return None
     if value is None:
@@ -328,6 +342,9 @@ def _head(r: dict, source: str | None) -> tuple:
         recv = parse_ts(recv, "recv_ts")
     seq = g("seq")
     if seq is not None and (type(seq) is not int or not 0 <= seq <= I64_MAX):
+        seq = _as_int(seq) if type(seq) is not int else seq
+        if seq is not None and 0 <= seq <= I64_MAX:
+            return symbol, src, ts, recv, seq
         raise InputError(f"seq must be an integer in 0..2**63-1, got {_short(seq)}", field="seq")
     return symbol, src, ts, recv, seq
 
@@ -548,7 +565,11 @@ def iter_file(path, *, source: str | None = None) -> Iterator[tuple[int, dict | 
     ends the iteration with one InputError at the line where it broke, after every good line.
     """
     name = str(path)
-    with open(path, "rb") as fh:
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise NotFoundError(f"no such file: {name}") from None
+    with fh:
         magic = fh.read(4)
         fh.seek(0)
         codec = "gzip" if magic[:2] == _GZIP_MAGIC else "zstd" if magic == _ZSTD_MAGIC else None
@@ -1074,7 +1095,8 @@ def encode_table(table: pa.Table) -> bytes:
     if table.num_rows == 0:
         return b""
     etype = table.column("type")[0].as_py() if "type" in table.column_names else None
-    if etype not in FIELDS or tuple(table.column_names) != COMMON_FIELDS + FIELDS[etype]:
+    if etype not in FIELDS or [(f.name, f.type) for f in table.schema] != \
+            [(f.name, f.type) for f in arrow_schema(etype)]:
         raise InputError(f"encode_table takes a canonical table (see normalize_table); columns are "
                          f"{', '.join(table.column_names)}")
     buf = io.BytesIO()

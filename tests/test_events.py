@@ -627,3 +627,17 @@ def test_encode_table_refuses_non_canonical_tables():
     table = ev.normalize_table(pa.Table.from_pylist([trade()]))
     with pytest.raises(InputError, match="canonical"):
         ev.encode_table(table.select(["symbol", "type"] + table.column_names[2:]))
+
+
+def test_numpy_scalars_are_plain_numbers():
+    np = pytest.importorskip("numpy")
+    out = ev.normalize(trade(ts=np.int64(TS), seq=np.uint32(4), price=np.float64(187.25), size=np.int32(100),
+                             trade_id=np.int64(77)))
+    assert (out["ts"], out["seq"], out["price"], out["size"], out["trade_id"]) == (TS, 4, "187.25", "100", "77")
+    assert err(trade(seq=np.int64(-1))).field == "seq"
+
+
+def test_missing_file_is_a_not_found_error(tmp_path):
+    from mdcsql.errors import NotFoundError
+    with pytest.raises(NotFoundError):
+        list(ev.iter_file(tmp_path / "nope.jsonl"))
