@@ -53,10 +53,11 @@ ACTIONS: dict[str, str] = {s: v for v in ("add", "modify", "cancel", "fill", "cl
                            for s in (v, v.upper(), v.capitalize())}
 NO_PRICE_ACTIONS = ("cancel", "clear")          # OrderFlow actions whose price may be null
 MAX_DECIMAL_CHARS = 80                          # longest decimal text accepted (after normalising)
+MAX_INTEGER_DIGITS = 20                         # DECIMAL(38,18) in the catalog views holds 20 integer digits
 MIN_INT_TS = 10**14                             # |int ts| below this is seconds/ms, not ns
 I64_MIN, I64_MAX = -(2**63), 2**63 - 1
 
-PLAIN_DECIMAL_RE = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?"
+PLAIN_DECIMAL_RE = r"-?(?:0|[1-9][0-9]{0,19})(?:\.[0-9]+)?"     # canonical text; {0,19}: MAX_INTEGER_DIGITS
 NUMBER_RE = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 INTERVAL_RE = r"[1-9][0-9]*(?:ms|s|m|h|d|w|mo)"
 ISO_TS_RE = (r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})"
@@ -173,10 +174,9 @@ def decimal_text(value, field: str) -> str:
             _dec_cache[value] = out
         return out
     if tv is int:
-        out = str(value)
-        if len(out) > MAX_DECIMAL_CHARS:
-            raise InputError(f"{field} has too many digits ({len(out)})", field=field)
-        return out
+        if -10**MAX_INTEGER_DIGITS < value < 10**MAX_INTEGER_DIGITS:
+            return str(value)
+        raise InputError(f"{field} has more than {MAX_INTEGER_DIGITS} integer digits: {_short(value)}", field=field)
     if tv is float:
         if not math.isfinite(value):
             raise InputError(f"{field} must be finite, got {value!r}", field=field)
@@ -208,6 +208,9 @@ def _from_decimal(d: decimal.Decimal, original, field: str) -> str:
     out = format(d, "f")
     if len(out) > MAX_DECIMAL_CHARS:
         raise InputError(f"{field} has too many digits: {_short(original)}", field=field)
+    if not _plain(out):
+        raise InputError(f"{field} has more than {MAX_INTEGER_DIGITS} integer digits: {_short(original)}",
+                         field=field)
     return out
 
 
@@ -630,7 +633,7 @@ def arrow_schema(type: str) -> pa.Schema:
 def json_schema() -> dict:
     """JSON Schema (draft 2020-12) of one canonical JSON line: a oneOf over the event types."""
     dec = {"type": "string", "pattern": f"^{PLAIN_DECIMAL_RE}$", "maxLength": MAX_DECIMAL_CHARS}
-    size = {"type": "string", "pattern": f"^{PLAIN_DECIMAL_RE[2:]}$", "maxLength": MAX_DECIMAL_CHARS}
+    size = {"type": "string", "pattern": f"^{PLAIN_DECIMAL_RE[2:]}$", "maxLength": MAX_DECIMAL_CHARS}  # no "-"
     i64 = {"type": "integer", "minimum": I64_MIN, "maximum": I64_MAX}
     side = {"enum": ["buy", "sell", "unknown"]}
     opt_text = {"type": ["string", "null"]}
@@ -754,23 +757,20 @@ def _dec_array(arr: pa.Array, field: str) -> tuple[pa.Array, pa.Array | None]:
     if pa.types.is_null(t):
         return pa.nulls(n, pa.string()), None
     if pa.types.is_string(t):
-        fast = pc.and_kleene(pc.match_substring_regex(arr, f"^(?:{PLAIN_DECIMAL_RE})$"),
-                       pc.less_equal(pc.binary_length(arr), MAX_DECIMAL_CHARS))
-        out, slow = arr, pc.and_kleene(arr.is_valid(), pc.invert(pc.fill_null(fast, False)))
-    elif pa.types.is_integer(t):
-        out, slow = arr.cast(pa.string()), None
+        out = arr
+    elif pa.types.is_integer(t) or pa.types.is_decimal(t):
+        out = arr.cast(pa.string())      # decimals keep their scale: 187.10 stays "187.10"
     elif pa.types.is_floating(t):
-        arr = arr.cast(pa.float64())
+        arr = arr.cast(pa.float64())     # shortest repr, as Python's repr(float) gives
         out = pl.from_arrow(arr).cast(pl.String).to_arrow().cast(pa.string())
-        slow = pc.or_kleene(pc.invert(pc.is_finite(arr)), pc.match_substring(out, "e"))
-    elif pa.types.is_decimal(t):
-        out = arr.cast(pa.string())
-        slow = pc.or_kleene(pc.match_substring(out, "E"), pc.greater(pc.binary_length(out), MAX_DECIMAL_CHARS))
     else:
         return pa.nulls(n, pa.string()), arr.is_valid()
-    if slow is None or not pc.any(pc.fill_null(slow, False)).as_py():
+    # Canonical text passes as is; everything else (exponents, "+1", NaN, junk) takes the per-event path.
+    fast = pc.and_kleene(pc.match_substring_regex(out, f"^(?:{PLAIN_DECIMAL_RE})$"),
+                         pc.less_equal(pc.binary_length(out), MAX_DECIMAL_CHARS))
+    slow = pc.and_kleene(arr.is_valid(), pc.invert(pc.fill_null(fast, False)))
+    if not pc.any(slow).as_py():
         return out, None
-    slow = pc.fill_null(slow, False)
     idx = pc.indices_nonzero(slow).to_pylist()
     results, bad = [], []
     for i, v in zip(idx, pc.take(arr, idx).to_pylist()):
