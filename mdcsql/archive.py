@@ -7,6 +7,7 @@ Everything the CLI and the HTTP API do starts here: `Archive.init` creates a roo
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class Archive:
         self.layout = Layout(st.naming_convention, st.date_partition,
                              file_name_metadata=st.file_name_metadata, file_prefix=st.file_prefix)
         self._ingestor: Ingestor | None = None
+        self._syncer: CatalogSyncer | None = None
 
     # ---- creating and opening ---------------------------------------------------------------
     @classmethod
@@ -74,7 +76,10 @@ class Archive:
                 self.root, self.layout, codec=st.codec, level=st.compression_level,
                 sync_mode=st.sync.mode, interval_ms=st.sync.interval_ms, max_events=st.sync.max_events,
                 seal_grace_ns=st.seal_grace_seconds * 1_000_000_000,
-                on_seal=lambda _manifests: self.sync_catalog(timeout=0.5))
+                on_seal=lambda _manifests: self._syncer.poke(),
+                on_new_file=lambda _relpath: self._syncer.poke())
+            self._syncer = CatalogSyncer(self)
+            self._syncer.start()
         return self._ingestor
 
     def writer(self, source: str, *, root: str = "live", asset_class: str = "equity") -> "Writer":
@@ -84,10 +89,8 @@ class Archive:
         """Run crash recovery now (it also runs by itself when the write path starts)."""
         if self._ingestor is not None:
             return self._ingestor.recovery
-        ingestor = self.ingestor()
-        report = ingestor.recovery
-        ingestor.close(seal=False)
-        self._ingestor = None
+        report = self.ingestor().recovery
+        self.close(seal=False)
         return report
 
     def seal(self) -> list[dict]:
@@ -122,9 +125,12 @@ class Archive:
 
     def close(self, *, seal: bool = True) -> None:
         if self._ingestor is not None:
-            self._ingestor.close(seal=seal)
-            self._ingestor = None
-            self.sync_catalog(timeout=10)
+            try:
+                self._ingestor.close(seal=seal)
+            finally:
+                self._syncer.stop()
+                self._ingestor = None
+            self.sync_catalog(timeout=30)
 
     def __enter__(self) -> "Archive":
         return self
@@ -159,6 +165,47 @@ class Archive:
             return True
         lock.release()
         return False
+
+
+class CatalogSyncer(threading.Thread):
+    """Keeps the catalog in step with the tree while a collector runs, off the ingest path.
+
+    The write path only pokes it (a new hot file, a batch of seals); it then opens the catalog
+    for a moment, at most once per `min_interval`, and gives up quickly if a reader holds it —
+    the tree is the truth, so the next poke catches up.
+    """
+
+    def __init__(self, archive: "Archive", min_interval: float = 1.0) -> None:
+        super().__init__(name="mdcsql-catalog-sync", daemon=True)
+        self.archive = archive
+        self.min_interval = min_interval
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        self.syncs = 0
+        self.last_error: BaseException | None = None
+
+    def poke(self) -> None:
+        self._dirty.set()
+
+    def run(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._stopping.is_set():
+                return
+            self._dirty.clear()
+            try:
+                if self.archive.sync_catalog(timeout=0.5) is None:
+                    self._dirty.set()          # the catalog was busy: try again next round
+                else:
+                    self.syncs += 1
+            except Exception as exc:           # never take the collector down; reported on close
+                self.last_error = exc
+            self._stopping.wait(self.min_interval)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._dirty.set()
+        self.join(timeout=30)
 
 
 @dataclass

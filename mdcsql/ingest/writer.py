@@ -86,7 +86,8 @@ class Ingestor:
 
     def __init__(self, root: Path, layout: Layout, *, codec: str = "gzip", level: int = 6,
                  sync_mode: str = "batched", interval_ms: int = 5, max_events: int = 10_000,
-                 seal_grace_ns: int = 0, on_seal: Callable[[list[dict]], None] | None = None) -> None:
+                 seal_grace_ns: int = 0, on_seal: Callable[[list[dict]], None] | None = None,
+                 on_new_file: Callable[[str], None] | None = None) -> None:
         self.root = Path(root)
         self.layout = layout
         self.codec, self.level = codec, level
@@ -95,6 +96,7 @@ class Ingestor:
         self.max_events = 1 if sync_mode == "always" else max_events
         self.seal_grace_ns = seal_grace_ns
         self.on_seal = on_seal
+        self.on_new_file = on_new_file
         self.session_id: str | None = None
         self._lock = WriteLock(self.root)
         try:
@@ -259,6 +261,8 @@ class Ingestor:
         path.parent.mkdir(parents=True, exist_ok=True)
         hot.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._files[k] = hot
+        if self.on_new_file is not None:
+            self.on_new_file(rel)
         # A stream that moved to a newer period seals the periods it has left behind.
         if start is not None:
             for other_k, other in list(self._files.items()):
