@@ -9,7 +9,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from decimal import Decimal
 from pathlib import Path
 
 import zstandard

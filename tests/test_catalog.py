@@ -19,8 +19,7 @@ import duckdb
 import pytest
 
 from helpers_catalog import BASE_TS, PERIOD, catalog_events, catalog_jsonl, catalog_write_file
-from mdcsql.catalog import Catalog, Result, SyncResult
-from mdcsql.catalog.guard import vet_user_sql  # noqa: F401  (public for the HTTP layer)
+from mdcsql.catalog import Catalog, Result
 from mdcsql.catalog.migrations import apply_migrations, available_migrations
 from mdcsql.catalog.views import VIEW_TYPES
 from mdcsql.errors import ArchiveLockedError, MdcsqlError, NotFoundError

@@ -31,6 +31,7 @@ from mdcsql.catalog import exports
 from mdcsql.catalog.guard import vet_user_sql
 from mdcsql.catalog.indexer import FILE_COLUMNS, file_row, scan_paths, scan_tree
 from mdcsql.catalog.migrations import apply_migrations
+from mdcsql.catalog.registries import SOURCE_FIELDS, SYMBOL_FIELDS, source_params, symbol_params
 from mdcsql.catalog.views import SENTINEL, check_root, generate_views, sql_literal, views_fingerprint
 from mdcsql.errors import ArchiveLockedError, ConfigError, MdcsqlError, NotFoundError
 from mdcsql.layout import CATALOG_DIR, CODEC_EXT, TIER_ROOTS
@@ -58,10 +59,6 @@ _FILES_SCHEMA = pa.schema([
 ])
 _INT32_COLUMNS = ("compression_level", "part", "schema_version")
 
-_SOURCE_FIELDS = ("id", "name", "type", "priority", "asset_classes", "data_types", "latency_ms",
-                  "reliability", "cost_per_event", "enabled")
-_SYMBOL_FIELDS = ("symbol", "canonical", "aliases", "asset_class", "exchange", "currency", "isin",
-                  "figi", "sedol")
 
 
 def _utcnow() -> datetime:
@@ -154,7 +151,7 @@ class Catalog:
         return catalog
 
     def _prepare(self) -> None:
-        fresh = not self.execute("SELECT 1 FROM duckdb_tables() WHERE table_name = 'files'").rows
+        fresh = not self.execute(load_sql("queries/catalog_is_initialised.sql")).rows
         apply_migrations(self)
         self._ensure_sentinel()
         if self._state(_VIEWS_STATE) is None:           # no view yet: create them empty
@@ -390,9 +387,13 @@ class Catalog:
                 self._set_state(_EXPORTS_STATE, {"dirty": True})
         else:
             dirty = bool((self._state(_EXPORTS_STATE) or {}).get("dirty"))
-            self._write_exports(force=forget or catalog_changed or dirty)
-            if dirty:
+            if forget or catalog_changed or dirty:
+                if not dirty:                  # stays set if writing fails: the next sync retries
+                    self._set_state(_EXPORTS_STATE, {"dirty": True})
+                self._write_exports(force=True)
                 self._set_state(_EXPORTS_STATE, {"dirty": False})
+            else:
+                self._write_exports(force=False)       # only what is missing
         result.problems.sort()
         result.seconds = time.perf_counter() - started
         return result
@@ -457,14 +458,14 @@ class Catalog:
     def _import_registries(self) -> None:
         for entry in exports.read_registry(self.catalog_dir, exports.SOURCES_FILE, "sources"):
             try:
-                self.execute(load_sql("queries/catalog_sources_upsert.sql"), _source_params(**{
-                    k: v for k, v in entry.items() if k in _SOURCE_FIELDS}))
+                self.execute(load_sql("queries/catalog_sources_upsert.sql"), source_params(**{
+                    k: v for k, v in entry.items() if k in SOURCE_FIELDS}))
             except (ConfigError, TypeError, duckdb.Error):
                 continue       # a hand-edited entry that no longer validates: skipped, file kept
         for entry in exports.read_registry(self.catalog_dir, exports.SYMBOLS_FILE, "symbols"):
             try:
-                self.execute(load_sql("queries/catalog_symbols_upsert.sql"), _symbol_params(**{
-                    k: v for k, v in entry.items() if k in _SYMBOL_FIELDS}))
+                self.execute(load_sql("queries/catalog_symbols_upsert.sql"), symbol_params(**{
+                    k: v for k, v in entry.items() if k in SYMBOL_FIELDS}))
             except (ConfigError, TypeError, duckdb.Error):
                 continue
 
@@ -497,7 +498,7 @@ class Catalog:
         asset_classes=["equity"], data_types=["Trade", "BboQuote"])``.
         """
         self._require_writable("register_source")
-        params = _source_params(id=id, name=name, type=type, priority=priority,
+        params = source_params(id=id, name=name, type=type, priority=priority,
                                 asset_classes=asset_classes, data_types=data_types,
                                 latency_ms=latency_ms, reliability=reliability,
                                 cost_per_event=cost_per_event, enabled=enabled)
@@ -519,7 +520,7 @@ class Catalog:
         exchange="NASDAQ", currency="USD", isin="US0378331005")``.
         """
         self._require_writable("register_symbol")
-        params = _symbol_params(symbol=symbol, canonical=canonical, aliases=aliases,
+        params = symbol_params(symbol=symbol, canonical=canonical, aliases=aliases,
                                 asset_class=asset_class, exchange=exchange, currency=currency,
                                 isin=isin, figi=figi, sedol=sedol)
         self.execute(load_sql("queries/catalog_symbols_upsert.sql"), params)
@@ -583,45 +584,3 @@ def _clamp(row: dict, problems: list) -> dict:
                 problems.append((row["path"], f"{name} {value} is out of range"))
                 row[name] = None
     return row
-
-
-def _str_list(name: str, value) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{name} must be a list of strings, got {value!r}")
-    return list(value)
-
-
-def _opt(name: str, value, kinds: tuple):
-    if value is not None and (not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds):
-        raise ConfigError(f"{name} must be {' or '.join(k.__name__ for k in kinds)}, got {value!r}")
-    return value
-
-
-def _source_params(*, id, name=None, type=None, priority=None, asset_classes=None, data_types=None,
-                   latency_ms=None, reliability=None, cost_per_event=None, enabled=True) -> dict:
-    if not isinstance(id, str) or not id:
-        raise ConfigError(f"source id must be a non-empty string, got {id!r}")
-    if type not in (None, "live", "historical"):
-        raise ConfigError(f"source type must be 'live' or 'historical', got {type!r}")
-    if reliability is not None and not (isinstance(reliability, (int, float)) and 0 <= reliability <= 1):
-        raise ConfigError(f"reliability must be between 0 and 1, got {reliability!r}")
-    return {"id": id, "name": _opt("name", name, (str,)), "type": type,
-            "priority": _opt("priority", priority, (int,)),
-            "asset_classes": _str_list("asset_classes", asset_classes),
-            "data_types": _str_list("data_types", data_types),
-            "latency_ms": _opt("latency_ms", latency_ms, (int, float)),
-            "reliability": reliability, "cost_per_event": _opt("cost_per_event", cost_per_event, (int, float)),
-            "enabled": _opt("enabled", enabled, (bool,))}
-
-
-def _symbol_params(*, symbol, canonical=None, aliases=None, asset_class=None, exchange=None,
-                   currency=None, isin=None, figi=None, sedol=None) -> dict:
-    if not isinstance(symbol, str) or not symbol:
-        raise ConfigError(f"symbol must be a non-empty string, got {symbol!r}")
-    params = {"symbol": symbol, "aliases": _str_list("aliases", aliases)}
-    for key, value in (("canonical", canonical), ("asset_class", asset_class), ("exchange", exchange),
-                       ("currency", currency), ("isin", isin), ("figi", figi), ("sedol", sedol)):
-        params[key] = _opt(key, value, (str,))
-    return params

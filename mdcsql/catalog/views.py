@@ -26,7 +26,7 @@ from pathlib import Path
 from mdcsql.errors import ConfigError
 from mdcsql.sql import load_sql
 
-__all__ = ["VIEW_TYPES", "EVENT_VIEWS", "JSON_COLUMNS", "SENTINEL", "generate_views",
+__all__ = ["VIEW_TYPES", "EVENT_VIEWS", "JSON_COLUMNS", "SENTINEL", "generate_views", "check_root",
            "views_fingerprint", "sql_literal"]
 
 #: typed view name -> event type, in creation order
