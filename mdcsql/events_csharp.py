@@ -53,7 +53,7 @@ _PATHS = {
 def _check_keys(obj: dict, allowed: frozenset, where: str) -> None:
     unknown = sorted(str(k) for k in obj.keys() - allowed)
     if unknown:
-        raise InputError(f"unknown C# collector key {where}{unknown[0]!r}", field=f"{where}{unknown[0]}")
+        raise InputError(f"unknown C# collector key {where}{unknown[0]}", field=f"{where}{unknown[0]}")
 
 
 def _event_type(record: dict, payload: dict) -> tuple[str, str]:

@@ -643,3 +643,17 @@ def test_missing_file_is_a_not_found_error(tmp_path):
     from mdcsql.errors import NotFoundError
     with pytest.raises(NotFoundError):
         list(ev.iter_file(tmp_path / "nope.jsonl"))
+
+
+def test_docs_examples_are_canonical():
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "events.md").read_text()
+    blocks = re.findall(r"```json\n(.*?)```", doc, re.S)
+    lines = [b.strip().encode() for b in blocks]
+    assert {json.loads(x)["type"] for x in lines} == set(ev.EVENT_TYPES)
+    for raw in lines:
+        assert ev.encode(ev.normalize(ev.decode_line(raw))) == raw + b"\n"
+    csharp = re.search(r"Example: this C# line\n\n```\n(.*?)\n```", doc, re.S).group(1).encode()
+    assert ev.encode(ev.normalize(ev.decode_line(csharp))) == lines[-1] + b"\n"
+    for etype in ev.EVENT_TYPES:
+        assert f"### {etype}" in doc
