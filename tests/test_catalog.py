@@ -412,8 +412,12 @@ def test_user_sql_allows_read_only_queries_and_locks_the_connection_down(root):
             cat.query("SELECT * FROM no_such_table")
         with pytest.raises(MdcsqlError, match="syntax error"):
             cat.query("SELEC 1")
-        with pytest.raises(MdcsqlError, match="time limit"):
-            cat.query("SELECT count(*) FROM range(10000000000) a, range(10) b", time_limit=0.2)
+        for max_rows in (None, 10):
+            started = time.monotonic()
+            with pytest.raises(MdcsqlError, match="time limit"):
+                cat.query("SELECT count(*) FROM range(10000000000) a, range(10) b", time_limit=0.2,
+                          max_rows=max_rows)
+            assert time.monotonic() - started < 10
         # the second layer: even our own execute() cannot reach files outside the archive now
         with pytest.raises(duckdb.Error, match="disabled by configuration"):
             cat.execute("SELECT * FROM read_text('/etc/hostname')")

@@ -177,27 +177,35 @@ class Catalog:
 
     # ------------------------------------------------------------------ running SQL
     def execute(self, sql: str, params: list | dict | None = None, *,
-                max_rows: int | None = None) -> Result:
+                max_rows: int | None = None, time_limit: float | None = None) -> Result:
         """Run one SQL text (trusted: ours) with bound ``params``; fetch its rows to the end.
 
         This is the one place SQL runs. With ``max_rows`` the statement runs on its own cursor,
-        at most ``max_rows`` rows are kept and ``truncated`` says whether more existed.
+        at most ``max_rows`` rows are kept and ``truncated`` says whether more existed (the rest is
+        discarded with the cursor). ``time_limit`` (seconds) interrupts the statement
+        (``duckdb.InterruptException``).
         """
         con = self._connection()
-        if max_rows is None:
-            con.execute(sql, params)
-            columns = [d[0] for d in con.description] if con.description else []
-            return Result(columns, con.fetchall() if columns else [])
-        if max_rows < 0:
+        if max_rows is not None and max_rows < 0:
             raise MdcsqlError(f"max_rows must be >= 0, got {max_rows}")
-        cur = con.cursor()
+        runner = con if max_rows is None else con.cursor()
+        timer = None
+        if time_limit is not None:
+            timer = threading.Timer(time_limit, runner.interrupt)
+            timer.daemon = True
+            timer.start()
         try:
-            cur.execute(sql, params)
-            columns = [d[0] for d in cur.description] if cur.description else []
-            rows = cur.fetchmany(max_rows + 1) if columns else []
+            runner.execute(sql, params)
+            columns = [d[0] for d in runner.description] if runner.description else []
+            if max_rows is None:
+                return Result(columns, runner.fetchall() if columns else [])
+            rows = runner.fetchmany(max_rows + 1) if columns else []
+            return Result(columns, rows[:max_rows], truncated=len(rows) > max_rows)
         finally:
-            cur.close()                                  # discards any unread rest
-        return Result(columns, rows[:max_rows], truncated=len(rows) > max_rows)
+            if timer is not None:
+                timer.cancel()
+            if runner is not con:
+                runner.close()
 
     @contextmanager
     def transaction(self):
@@ -231,20 +239,12 @@ class Catalog:
                                                          {"sql": text}).rows[0][0],
                      table_macros=[r[0] for r in self.execute(load_sql("queries/catalog_table_macros.sql")).rows])
         self._lock_down()
-        timer = None
-        if time_limit is not None:
-            timer = threading.Timer(time_limit, con.interrupt)
-            timer.daemon = True
-            timer.start()
         try:
-            return self.execute(sql, params, max_rows=max_rows)
+            return self.execute(sql, params, max_rows=max_rows, time_limit=time_limit)
         except duckdb.InterruptException:
             raise MdcsqlError(f"query exceeded its time limit of {time_limit:g} s") from None
         except duckdb.Error as exc:
             raise MdcsqlError(f"query failed: {str(exc).strip()}") from None
-        finally:
-            if timer is not None:
-                timer.cancel()
 
     def _lock_down(self) -> None:
         if self._locked_down:
