@@ -17,7 +17,6 @@ import math
 import operator
 import re
 import zlib
-from pathlib import Path
 from typing import Iterator
 
 import msgspec
@@ -519,6 +518,7 @@ def decode_line(raw: bytes) -> dict:
 
 _GZIP_MAGIC, _ZSTD_MAGIC = b"\x1f\x8b", b"\x28\xb5\x2f\xfd"
 _READ_SIZE = 1 << 18
+_MAX_OUT = 1 << 24
 _BOM = b"\xef\xbb\xbf"
 
 
@@ -535,25 +535,26 @@ def _chunks_compressed(fh, codec: str) -> Iterator[bytes]:
     """Decompressed chunks of a (multi-member/multi-frame) gzip or zstd file; _StreamBroken at a break."""
     new = (lambda: zlib.decompressobj(31)) if codec == "gzip" else zstandard.ZstdDecompressor().decompressobj
     errors = (zlib.error,) if codec == "gzip" else (zstandard.ZstdError,)
+    gz = codec == "gzip"
     d, fed = new(), False
     while data := fh.read(_READ_SIZE):
         while data:
             if not fed:
-                data = data.lstrip(b"\0") if codec == "gzip" else data   # gzip allows zero padding
+                data = data.lstrip(b"\0") if gz else data   # gzip allows zero padding between members
                 if not data:
                     break
             fed = True
             try:
-                out = d.decompress(data)
+                out = d.decompress(data, _MAX_OUT) if gz else d.decompress(data)
             except errors as e:
                 raise _StreamBroken(f"corrupt {codec} stream: {e}") from None
             if out:
                 yield out
-            data = b""
+            data = d.unconsumed_tail if gz else b""     # gzip output is bounded per call
             if d.eof:
                 data, d, fed = d.unused_data, new(), False
     if fed:
-        if codec == "gzip":
+        if gz:
             tail = d.flush()
             if tail:
                 yield tail
@@ -577,20 +578,27 @@ def iter_file(path, *, source: str | None = None) -> Iterator[tuple[int, dict | 
         fh.seek(0)
         codec = "gzip" if magic[:2] == _GZIP_MAGIC else "zstd" if magic == _ZSTD_MAGIC else None
         chunks = _chunks_plain(fh) if codec is None else _chunks_compressed(fh, codec)
-        line_no, pending, first = 0, b"", True
+        line_no, head, first = 0, [], True      # head: pieces of a line that spans chunks
         try:
             for chunk in chunks:
                 if first:
                     chunk, first = (chunk[3:] if chunk.startswith(_BOM) else chunk), False
-                lines = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
-                pending = lines.pop()
+                if b"\n" not in chunk:
+                    head.append(chunk)
+                    continue
+                if head:
+                    head.append(chunk)
+                    chunk, head = b"".join(head), []
+                lines = chunk.split(b"\n")
+                head.append(lines.pop())
                 for raw in lines:
                     line_no += 1
                     if raw and not raw.isspace():
                         yield line_no, _parse_line(raw, name, line_no, source), raw
         except _StreamBroken as broken:
-            yield line_no + 1, InputError(str(broken), file=name, line=line_no + 1), pending
+            yield line_no + 1, InputError(str(broken), file=name, line=line_no + 1), b"".join(head)
             return
+    pending = b"".join(head)
     if pending and not pending.isspace():
         yield line_no + 1, _parse_line(pending, name, line_no + 1, source), pending
 
@@ -603,7 +611,6 @@ def _parse_line(raw: bytes, name: str, line_no: int, source: str | None) -> dict
 
 
 # ---- schemas ------------------------------------------------------------------------------------
-_TEXT_FIELDS = {"side", "trade_id", "venue", "order_id", "action", "interval", "status"}
 _REQUIRED = {  # fields that are never null
     "Trade": ("price", "size", "side"), "BboQuote": (), "L2Snapshot": ("bids", "asks"),
     "OrderFlow": ("order_id", "action", "side", "size"), "HistoricalBar": ("open", "high", "low", "close", "interval"),
@@ -743,13 +750,6 @@ def _plain_array(col) -> pa.Array:
     return col
 
 
-def _mask_of(n: int, indices: list[int]) -> pa.Array:
-    mask = [False] * n   # only built for the (rare) rows the slow path rejected
-    for i in indices:
-        mask[i] = True
-    return pa.array(mask, pa.bool_())
-
-
 def _dec_array(arr: pa.Array, field: str) -> tuple[pa.Array, pa.Array | None]:
     """Decimal text of every element (null stays null) and a mask of the elements that are not numbers."""
     import polars as pl
@@ -771,16 +771,18 @@ def _dec_array(arr: pa.Array, field: str) -> tuple[pa.Array, pa.Array | None]:
     slow = pc.and_kleene(arr.is_valid(), pc.invert(pc.fill_null(fast, False)))
     if not pc.any(slow).as_py():
         return out, None
-    idx = pc.indices_nonzero(slow).to_pylist()
-    results, bad = [], []
-    for i, v in zip(idx, pc.take(arr, idx).to_pylist()):
+    results, failed = [], []     # a Python loop over the non-canonical values only
+    for v in pc.filter(arr, slow).to_pylist():
         try:
             results.append(decimal_text(v, field))
+            failed.append(False)
         except InputError:
             results.append(None)
-            bad.append(i)
+            failed.append(True)
     out = pc.replace_with_mask(out, slow, pa.array(results, pa.string()))
-    return out, (_mask_of(n, bad) if bad else None)
+    if not any(failed):
+        return out, None
+    return out, pc.replace_with_mask(pa.repeat(False, n), slow, pa.array(failed, pa.bool_()))
 
 
 def _strings(arr, n: int, field: str, order: float, errs: _FirstError, validate, ints: bool = False) -> pa.Array:
