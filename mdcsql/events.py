@@ -286,6 +286,13 @@ def _flow_action(v) -> str:
     return out
 
 
+def _bar_interval(v) -> str:
+    if type(v) is not str or not _interval(v):
+        raise InputError(f"interval must look like 1s, 5m, 1h, 1d (units ms/s/m/h/d/w/mo), got {_short(v)}",
+                         field="interval")
+    return v
+
+
 def _conditions(value, field: str = "conditions") -> list[str] | None:
     if value is None:
         return None
@@ -444,11 +451,7 @@ def _bar(r: dict, source: str | None) -> dict:
     for f in ("open", "high", "low", "close"):
         out[f] = _price(g(f), f)
     out["volume"] = _opt_size(g("volume"), "volume")
-    interval = g("interval")
-    if type(interval) is not str or not _interval(interval):
-        raise InputError(f"interval must look like 1s, 5m, 1h, 1d (units ms/s/m/h/d/w/mo), got {_short(interval)}",
-                         field="interval")
-    out["interval"] = interval
+    out["interval"] = _bar_interval(g("interval"))
     return out
 
 
@@ -1065,16 +1068,8 @@ def normalize_table(table: pa.Table, *, type: str | None = None, source: str | N
     return pa.Table.from_arrays([out[f] for f in fields], schema=arrow_schema(etype))
 
 
-
 def _nulls_of(arr, n: int) -> pa.Array:
     return pa.repeat(True, n) if arr is None else arr.is_null()
-
-
-def _bar_interval(v) -> str:
-    if type(v) is not str or not _interval(v):
-        raise InputError(f"interval must look like 1s, 5m, 1h, 1d (units ms/s/m/h/d/w/mo), got {_short(v)}",
-                         field="interval")
-    return v
 
 
 def _seq_col(arr, n: int, errs: _FirstError) -> pa.Array:
