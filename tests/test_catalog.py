@@ -535,6 +535,33 @@ def test_a_targeted_sync_after_a_seal_touches_only_that_partition(root):
 
 # ------------------------------------------------------------------------------- concurrency (invariant 4)
 
+def test_threads_of_one_process_syncing_at_once_are_serialised(root):
+    import threading
+    errors = []
+
+    def work(tag: str) -> None:
+        try:
+            for i in range(8):
+                catalog_write_file(root, LAYOUT, catalog_events("Trade", 2, symbol=f"{tag}{i}"),
+                                   codec="zstd" if i % 2 else "none")
+                with Catalog.open(root, timeout=30) as cat:
+                    cat.sync(LAYOUT)
+                    cat.register_symbol(f"{tag}{i}")
+        except Exception as exc:        # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in ("A", "B", "C")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    with Catalog.open(root) as cat:
+        assert cat.sync(LAYOUT).changed is False
+        assert cat.execute("SELECT count(*) FROM files").first() == (24,)
+        assert len(cat.symbols()) == 24
+
+
 _HOLDER = textwrap.dedent("""
     import sys, time, duckdb
     con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "ro")

@@ -61,6 +61,19 @@ _INT32_COLUMNS = ("compression_level", "part", "schema_version")
 
 
 
+# DuckDB shares one database instance per file within a process, so two threads (say, the
+# collector's background syncer and an explicit seal) may both hold read-write Catalogs; their
+# write transactions would conflict ("write-write conflict"). Writers of one file in one process
+# are therefore serialised here; across processes DuckDB's file lock does it.
+_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_WRITE_LOCKS_GUARD = threading.Lock()
+
+
+def _write_lock(db: Path) -> threading.RLock:
+    with _WRITE_LOCKS_GUARD:
+        return _WRITE_LOCKS.setdefault(str(db), threading.RLock())
+
+
 def _utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -107,9 +120,11 @@ class SyncResult:
 class Catalog:
     """Handle on one archive's catalog. Open with :meth:`open`; use as a context manager."""
 
-    def __init__(self, root: Path, con: duckdb.DuckDBPyConnection, *, read_only: bool) -> None:
+    def __init__(self, root: Path, con: duckdb.DuckDBPyConnection, *, read_only: bool,
+                 timeout: float = 10.0) -> None:
         self.root = root
         self.read_only = read_only
+        self.timeout = timeout
         self._con: duckdb.DuckDBPyConnection | None = con
         self._locked_down = False
 
@@ -141,10 +156,11 @@ class Catalog:
         if not read_only:
             db.parent.mkdir(parents=True, exist_ok=True)
         con = _connect(db, read_only=read_only, timeout=timeout)
-        catalog = cls(root, con, read_only=read_only)
+        catalog = cls(root, con, read_only=read_only, timeout=timeout)
         if not read_only:
             try:
-                catalog._prepare()
+                with catalog._writing():
+                    catalog._prepare()
             except BaseException:
                 catalog.close()
                 raise
@@ -268,6 +284,18 @@ class Catalog:
         if self.read_only:
             raise MdcsqlError(f"{what} needs the catalog opened read-write (read_only=False)")
 
+    @contextmanager
+    def _writing(self):
+        """Hold this process's write lock of the catalog file (see ``_WRITE_LOCKS``)."""
+        lock = _write_lock(self.path)
+        if not lock.acquire(timeout=max(self.timeout, 0.001)):
+            raise ArchiveLockedError(f"catalog {self.path} is being written by another thread of "
+                                     f"this process; gave up after {self.timeout:g} s")
+        try:
+            yield
+        finally:
+            lock.release()
+
     # ------------------------------------------------------------------ catalog state
     def _state(self, key: str):
         row = self.execute(load_sql("queries/catalog_state_get.sql"), {"key": key}).first()
@@ -319,6 +347,10 @@ class Catalog:
 
     def _sync(self, layout, *, deep: bool, forget: bool, paths=None) -> SyncResult:
         self._require_writable("rebuild" if forget else "sync")
+        with self._writing():
+            return self._sync_locked(layout, deep=deep, forget=forget, paths=paths)
+
+    def _sync_locked(self, layout, *, deep: bool, forget: bool, paths=None) -> SyncResult:
         started = time.perf_counter()
         check_root(self.root)
         self._ensure_sentinel()
@@ -502,8 +534,9 @@ class Catalog:
                                 asset_classes=asset_classes, data_types=data_types,
                                 latency_ms=latency_ms, reliability=reliability,
                                 cost_per_event=cost_per_event, enabled=enabled)
-        self.execute(load_sql("queries/catalog_sources_upsert.sql"), params)
-        self._export_sources()
+        with self._writing():
+            self.execute(load_sql("queries/catalog_sources_upsert.sql"), params)
+            self._export_sources()
         return params
 
     def sources(self) -> list[dict]:
@@ -523,8 +556,9 @@ class Catalog:
         params = symbol_params(symbol=symbol, canonical=canonical, aliases=aliases,
                                 asset_class=asset_class, exchange=exchange, currency=currency,
                                 isin=isin, figi=figi, sedol=sedol)
-        self.execute(load_sql("queries/catalog_symbols_upsert.sql"), params)
-        self._export_symbols()
+        with self._writing():
+            self.execute(load_sql("queries/catalog_symbols_upsert.sql"), params)
+            self._export_symbols()
         return params
 
     def symbols(self) -> list[dict]:
