@@ -122,7 +122,7 @@ def test_sync_adds_updates_and_removes(root):
         new = catalog_write_file(root, LAYOUT, events, codec="zstd")
         (root / hot).unlink()
         r = cat.sync(LAYOUT)
-        assert (r.added, r.updated, r.removed, r.views_changed) == (1, 0, 1, True)
+        assert (r.added, r.updated, r.removed, r.views_changed) == (1, 0, 1, False)   # views list every kind
         assert cat.execute("SELECT state, event_count FROM files WHERE path = ?", [new]).first() == ("sealed", 3)
 
         (root / sealed).unlink()
@@ -307,17 +307,19 @@ def test_sealed_files_are_read_strictly(root):
             cat.execute("SELECT count(*) FROM trades")
 
 
-def test_views_survive_a_combination_whose_files_vanished_before_the_next_sync(root):
+def test_a_new_kind_of_file_is_visible_before_the_next_sync(root):
     hot = catalog_write_file(root, LAYOUT, catalog_events("Trade", 2), codec="none")
     with Catalog.open(root) as cat:
         cat.sync(LAYOUT)
-    # sealed by the collector, hot file removed, catalog not yet synced
+    # sealed by the collector (first .jsonl.gz of its kind), hot file removed, catalog not yet synced
     catalog_write_file(root, LAYOUT, catalog_events("Trade", 2), codec="gzip")
     (root / hot).unlink()
+    catalog_write_file(root, LAYOUT, catalog_events("BboQuote", 3), codec="zstd", tier_root="historical")
     with Catalog.open(root, read_only=True) as cat:
-        assert cat.query("SELECT count(*) FROM trades").rows == [(0,)]   # new combo: needs a sync
+        assert cat.query("SELECT count(*) FROM trades").rows == [(2,)]
+        assert cat.query("SELECT count(*) FROM bbo_quotes").rows == [(3,)]
     with Catalog.open(root) as cat:
-        assert cat.sync(LAYOUT).views_changed
+        assert not cat.sync(LAYOUT).views_changed
         assert cat.execute("SELECT count(*) FROM trades").first() == (2,)
 
 
@@ -521,7 +523,7 @@ def test_a_targeted_sync_after_a_seal_touches_only_that_partition(root):
             f.write(catalog_jsonl(catalog_events("Trade", 1, symbol="MSFT", start_seq=3)))
         manifest = seal_file(root, LAYOUT, hot, codec="gzip", level=6)
         r = cat.sync(LAYOUT, paths=[manifest["path"]])
-        assert (r.added, r.updated, r.removed, r.unchanged, r.views_changed) == (1, 0, 1, 0, True)
+        assert (r.added, r.updated, r.removed, r.unchanged, r.views_changed) == (1, 0, 1, 0, False)
         assert cat.execute("SELECT path, state FROM files ORDER BY path").rows == \
             sorted([(other, "open"), (manifest["path"], "sealed")])
         assert (root / "_catalog" / "manifest.json").read_text() == exported     # deferred

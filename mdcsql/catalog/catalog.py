@@ -34,13 +34,17 @@ from mdcsql.catalog.migrations import apply_migrations
 from mdcsql.catalog.registries import SOURCE_FIELDS, SYMBOL_FIELDS, source_params, symbol_params
 from mdcsql.catalog.views import SENTINEL, check_root, generate_views, sql_literal, views_fingerprint
 from mdcsql.errors import ArchiveLockedError, ConfigError, MdcsqlError, NotFoundError
-from mdcsql.layout import CATALOG_DIR, CODEC_EXT, TIER_ROOTS
+from mdcsql.layout import CATALOG_DIR, CODEC_EXT, EVENT_TYPES, TIER_ROOTS
 from mdcsql.sql import load_sql
 
 __all__ = ["Catalog", "Result", "SyncResult", "CATALOG_FILE"]
 
 CATALOG_FILE = "catalog.duckdb"
 _VIEWS_STATE = "views"
+#: every (tier root, event type, codec) a file can have: the views list them all (read_json's
+#: allow_empty makes a pattern without files read as nothing), so the first file of a new kind is
+#: visible at once, without waiting for a sync.
+ALL_COMBOS = [(root, type_, codec) for root in TIER_ROOTS for type_ in EVENT_TYPES for codec in CODEC_EXT]
 _LAYOUT_STATE = "layout"
 _EXPORTS_STATE = "exports"
 _PID = re.compile(r"PID (\d+)")
@@ -408,8 +412,7 @@ class Catalog:
             if rows:
                 self._with_table("catalog_incoming", pa.Table.from_pylist(rows, schema=_FILES_SCHEMA),
                                  "queries/catalog_files_upsert.sql")
-            combos = [tuple(r) for r in self.execute(load_sql("queries/catalog_files_combos.sql")).rows]
-            result.views_changed = self._refresh_views(layout, combos, force=forget)
+            result.views_changed = self._refresh_views(layout, ALL_COMBOS, force=forget)
             if paths is None:
                 self._set_state(_LAYOUT_STATE, layout_id)
             self._store_schema()
