@@ -1,4 +1,6 @@
-"""Durable ingest throughput: per-event API and batch (Arrow) API, against a no-fsync upper bound.
+"""Durable ingest throughput: per-event API and batch (Arrow) API, beside a no-fsync upper bound.
+
+Each measurement runs in its own process, so its peak memory (ru_maxrss) is its own.
 
 Run:  .venv/bin/python bench/ingest.py [--events N] [--batch-events N]
 Prints one JSON document; docs/benchmarks.md records the figures with the command and machine.
@@ -12,6 +14,7 @@ import os
 import platform
 import resource
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -26,6 +29,7 @@ from mdcsql.archive import Archive                     # noqa: E402
 from mdcsql.sources.sim import SimulatedMarket         # noqa: E402
 
 START = 1_705_312_800 * 10**9   # 2024-01-15T10:00:00Z
+POOL = 200_000                  # distinct trades generated up front; reused with shifted seqs
 
 
 def _trades(n: int, seed: int = 1) -> list[dict]:
@@ -42,68 +46,92 @@ def _archive(tmp: Path, name: str) -> Archive:
     return Archive.init(tmp / name, config=cfg)
 
 
-def bench_upper_bound(tmp: Path, lines: list[bytes]) -> dict:
+def _hot_bytes(root: Path) -> int:
+    return sum(p.stat().st_size for p in (root / "live").rglob("*.jsonl"))
+
+
+def run_upper(tmp: Path, n: int) -> dict:
+    """The same JSON lines, already encoded, written to one file with no fsync."""
+    pool = [ev.encode(t) for t in _trades(POOL)]
     t0 = time.perf_counter()
     with open(tmp / "upper.jsonl", "wb") as f:
-        for i in range(0, len(lines), 10_000):
-            f.write(b"".join(lines[i:i + 10_000]))
+        for i in range(0, n, 10_000):
+            f.write(b"".join(pool[j % POOL] for j in range(i, min(i + 10_000, n))))
     dt = time.perf_counter() - t0
-    size = os.path.getsize(tmp / "upper.jsonl")
-    return {"events_per_s": len(lines) / dt, "bytes_per_event": size / len(lines), "seconds": dt}
+    return {"events": n, "events_per_s": n / dt, "bytes_per_event": os.path.getsize(tmp / "upper.jsonl") / n,
+            "seconds": dt}
 
 
-def bench_per_event(tmp: Path, trades: list[dict]) -> dict:
+def run_per_event(tmp: Path, n: int) -> dict:
+    """`Writer.append(dict)` per event: validation, dedupe, group commit included."""
+    pool = _trades(POOL)
+    last_seq = max(t["seq"] for t in pool)
+    events = [dict(pool[i % POOL], seq=pool[i % POOL]["seq"] + (i // POOL) * last_seq) for i in range(n)]
     archive = _archive(tmp, "per_event")
     w = archive.writer("sim")
     t0 = time.perf_counter()
-    for t in trades:
-        w.append(t)
+    for e in events:
+        w.append(e)
     ack = w.flush()
     dt = time.perf_counter() - t0
-    hot = sum(p.stat().st_size for p in (tmp / "per_event" / "live").rglob("*.jsonl"))
+    hot = _hot_bytes(tmp / "per_event")
     archive.close(seal=False)
-    return {"events_per_s": ack.events / dt, "bytes_per_event": hot / ack.events, "seconds": dt,
-            "wal_bytes_per_event": ack.lsn / ack.events}
+    return {"events": ack.events, "events_per_s": ack.events / dt, "bytes_per_event": hot / ack.events,
+            "wal_bytes_per_event": ack.lsn / ack.events, "seconds": dt}
 
 
-def bench_batch(tmp: Path, trades: list[dict], batch_events: int, batch_size: int = 100_000) -> dict:
-    cols = {k: [t[k] for t in trades] for k in trades[0]}
-    base = pa.table(cols)
+def run_batch(tmp: Path, n: int, batch: int = 100_000) -> dict:
+    """`Writer.append_table(arrow)` in batches; peak memory of this process included."""
+    pool = _trades(POOL)
+    base = pa.table({k: [t[k] for t in pool] for k in pool[0]})
+    del pool
+    last_seq = pc.max(base.column("seq")).as_py()
     archive = _archive(tmp, "batch")
     w = archive.writer("sim")
     done = 0
     t0 = time.perf_counter()
-    while done < batch_events:
-        n = min(batch_size, batch_events - done)
-        chunk = base.slice(done % base.num_rows, n) if done % base.num_rows + n <= base.num_rows else base.slice(0, n)
-        # shift each stream's seq so repeated slices are new events, not duplicates
-        rounds = done // base.num_rows
+    while done < n:
+        start, rounds = done % POOL, done // POOL
+        chunk = base.slice(start, min(batch, n - done, POOL - start))
         chunk = chunk.set_column(chunk.schema.get_field_index("seq"), "seq",
-                                 pc.add(chunk.column("seq"), rounds * base.num_rows))
+                                 pc.add(chunk.column("seq"), rounds * last_seq))
         w.append_table(chunk, type="Trade")
         done += chunk.num_rows
     ack = w.flush()
     dt = time.perf_counter() - t0
-    hot = sum(p.stat().st_size for p in (tmp / "batch" / "live").rglob("*.jsonl"))
+    hot = _hot_bytes(tmp / "batch")
     archive.close(seal=False)
-    return {"events_per_s": ack.events / dt, "bytes_per_event": hot / ack.events, "seconds": dt,
-            "events": ack.events, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {"events": ack.events, "events_per_s": ack.events / dt, "bytes_per_event": hot / ack.events,
+            "wal_bytes_per_event": ack.lsn / ack.events, "seconds": dt,
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+MODES = {"upper": run_upper, "per-event": run_per_event, "batch": run_batch}
+
+
+def _child(mode: str, n: int) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--mode", mode, "--n", str(n)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--events", type=int, default=500_000, help="events for the per-event run")
-    ap.add_argument("--batch-events", type=int, default=2_000_000, help="events for the batch run")
+    ap.add_argument("--events", type=int, default=1_000_000, help="events for the per-event run")
+    ap.add_argument("--batch-events", type=int, default=10_000_000, help="events for the batch run")
+    ap.add_argument("--mode", choices=sorted(MODES), help=argparse.SUPPRESS)
+    ap.add_argument("--n", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    trades = _trades(min(args.events, 1_000_000))
-    tmp = Path(tempfile.mkdtemp(prefix="mdcsql-bench-"))
-    try:
-        lines = [ev.encode(t) for t in trades]
-        upper = bench_upper_bound(tmp, lines)
-        per_event = bench_per_event(tmp, trades[:args.events])
-        batch = bench_batch(tmp, trades, args.batch_events)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    if args.mode:
+        tmp = Path(tempfile.mkdtemp(prefix="mdcsql-bench-"))
+        try:
+            print(json.dumps(MODES[args.mode](tmp, args.n)))
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    upper = _child("upper", args.batch_events)
+    per_event = _child("per-event", args.events)
+    batch = _child("batch", args.batch_events)
     print(json.dumps({
         "machine": {"python": platform.python_version(), "cpu_count": os.cpu_count(), "platform": platform.platform()},
         "upper_bound_no_fsync": upper, "per_event_api": per_event, "batch_api": batch,

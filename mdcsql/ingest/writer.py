@@ -82,7 +82,13 @@ class WriteLock:
 
 
 class Ingestor:
-    """Owns the WAL and the open hot files of one archive."""
+    """Owns the WAL and the open hot files of one archive.
+
+    Appenders only buffer (under `_mutex`); a committer thread takes the buffers, writes the WAL
+    frame and fsyncs it, then fans the runs out to the hot files — without holding `_mutex`, so
+    appending goes on while a commit waits for the disk.  Checkpoints and seals run on the same
+    thread, in order with the commits.
+    """
 
     def __init__(self, root: Path, layout: Layout, *, codec: str = "gzip", level: int = 6,
                  sync_mode: str = "batched", interval_ms: int = 5, max_events: int = 10_000,
@@ -108,19 +114,24 @@ class Ingestor:
         self._wal = WalWriter(self.root / WAL_DIR, self.durable.lsn, sync=sync_mode != "none")
         self._files: dict[tuple, HotFile] = {}          # (root, source, asset_class, symbol, type, period) -> file
         self._streams: dict[tuple, StreamState] = {}
-        self._to_seal: list[HotFile] = []
+        self._to_seal: list[HotFile] = []               # left behind by their stream, not yet taken
+        self._sealing: set[str] = set()                 # relpaths being sealed: never reopened
         self._pending = 0
+        self._accepted = self.durable.events            # events accepted so far (pending or durable)
         self._first_pending_at = 0.0
         self._last_checkpoint = time.monotonic()
         self._listeners: list[Callable[[Ack], None]] = []
         self.duplicates_dropped = 0
         self.sealed: list[dict] = []
-        self._mutex = threading.RLock()
+        self._mutex = threading.Lock()
+        self._cond = threading.Condition(self._mutex)
+        self._io = threading.Lock()                     # WAL, hot-file writes, checkpoints, seals
+        self._commit_wanted = False
+        self._stopping = False
         self._closed = False
         self._error: BaseException | None = None
-        self._stop = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_loop, name="mdcsql-group-commit", daemon=True)
-        self._flusher.start()
+        self._committer = threading.Thread(target=self._commit_loop, name="mdcsql-group-commit", daemon=True)
+        self._committer.start()
 
     # ---- appending -------------------------------------------------------------------------
     def on_ack(self, listener: Callable[[Ack], None]) -> None:
@@ -136,20 +147,25 @@ class Ingestor:
             self._check_open()
             self._add(root, asset_class, event, line)
             if self._pending >= self.max_events:
-                self._commit()
+                self._backpressure()
+        if self.sync_mode == "always":
+            self.flush()
 
     def append_many(self, events: Iterable[dict], *, root: str = "live", asset_class: str = "equity",
                     source: str | None = None, normalized: bool = False) -> int:
         n = 0
+        encode, normalize = ev.encode, ev.normalize
         with self._mutex:
             self._check_open()
             for event in events:
                 if not normalized:
-                    event = ev.normalize(event, source=source)
-                self._add(root, asset_class, event, ev.encode(event))
+                    event = normalize(event, source=source)
+                self._add(root, asset_class, event, encode(event))
                 n += 1
                 if self._pending >= self.max_events:
-                    self._commit()
+                    self._backpressure()
+        if self.sync_mode == "always":
+            self.flush()
         return n
 
     def _add(self, root: str, asset_class: str, event: dict, line: bytes) -> None:
@@ -175,9 +191,18 @@ class Ingestor:
             return
         if not self._pending:
             self._first_pending_at = time.monotonic()
+            self._cond.notify()                          # start the committer's interval clock
         hot.pending.append(line)
         hot.pending_events += 1
         self._pending += 1
+        self._accepted += 1
+
+    def _backpressure(self) -> None:
+        """Wake the committer; if it is far behind, wait for it (bounded memory). Mutex held."""
+        self._cond.notify_all()
+        while self._pending >= 4 * self.max_events and self._error is None:
+            self._cond.wait(0.05)
+        self._check_open()
 
     def _dropped(self, hot: HotFile) -> None:
         hot.duplicates += 1
@@ -197,23 +222,32 @@ class Ingestor:
                   .group_by(["source", "symbol", "period"], maintain_order=True)
                   .agg(pl.col("row")))
         n = 0
-        with self._mutex:
-            self._check_open()
-            for source_v, symbol_v, start, rows in groups.iter_rows():
-                part = table.take(pa.array(rows, pa.uint32())) if len(rows) != table.num_rows else table
-                k = (root, source_v, asset_class, symbol_v, etype, start)
+        for source_v, symbol_v, start, rows in groups.iter_rows():
+            part = table.take(pa.array(rows, pa.uint32())) if len(rows) != table.num_rows else table
+            k = (root, source_v, asset_class, symbol_v, etype, start)
+            with self._mutex:
+                self._check_open()
                 hot = self._files.get(k) or self._open_file(k, part.column("ts")[0].as_py())
                 part = self._dedupe_part(hot, part)
-                if part.num_rows == 0:
-                    continue
+            if part.num_rows == 0:
+                continue
+            data = ev.encode_table(part)                  # the costly step, outside the mutex
+            with self._mutex:
+                self._check_open()
+                if self._files.get(k) is not hot:         # sealed meanwhile: goes to a new part
+                    hot = self._files.get(k) or self._open_file(k, part.column("ts")[0].as_py())
                 if not self._pending:
                     self._first_pending_at = time.monotonic()
-                hot.pending.append(ev.encode_table(part))
+                    self._cond.notify()
+                hot.pending.append(data)
                 hot.pending_events += part.num_rows
                 self._pending += part.num_rows
+                self._accepted += part.num_rows
                 n += part.num_rows
-            if self._pending >= self.max_events:
-                self._commit()
+                if self._pending >= self.max_events:
+                    self._backpressure()
+        if self.sync_mode == "always":
+            self.flush()
         return n
 
     def _dedupe_part(self, hot: HotFile, part: pa.Table) -> pa.Table:
@@ -249,10 +283,11 @@ class Ingestor:
         while True:
             rel = self.layout.relpath(key, codec="none", part=part)
             path = self.root / rel
-            sealed_here = manifest_path(path).exists() or any(
-                manifest_path(self.root / self.layout.relpath(key, codec=c, part=part)).exists()
-                for c in ("gzip", "zstd")) or self._sealed_with_checksum(key, part)
-            if not sealed_here:
+            taken = rel in self._sealing or any(h.relpath == rel for h in self._to_seal) \
+                or manifest_path(path).exists() \
+                or any(manifest_path(self.root / self.layout.relpath(key, codec=c, part=part)).exists()
+                       for c in ("gzip", "zstd")) or self._sealed_with_checksum(key, part)
+            if not taken:
                 break
             part += 1
         stream = (root, source, asset_class, symbol, etype)
@@ -269,6 +304,7 @@ class Ingestor:
                 if other is not hot and other.stream == stream and other.period_end is not None \
                         and other.period_end + self.seal_grace_ns <= ts:
                     self._to_seal.append(self._files.pop(other_k))
+                    self._cond.notify()
         return hot
 
     def _sealed_with_checksum(self, key: PartitionKey, part: int) -> bool:
@@ -288,121 +324,166 @@ class Ingestor:
                 return True
         return False
 
-    # ---- committing ------------------------------------------------------------------------
-    def _commit(self) -> None:
-        if self._pending:
-            runs = [(hot, b"".join(hot.pending), hot.pending_events)
-                    for hot in list(self._files.values()) + self._to_seal if hot.pending_events]
-            groups = [[hot.relpath, n, len(data)] for hot, data, n in runs]
-            frame = encode_frame(groups, b"".join(data for _, data, _ in runs), self._pending)
+    # ---- committing (the committer thread) -----------------------------------------------------
+    def _commit_loop(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    due = self._pending and (self._pending >= self.max_events or self._commit_wanted
+                                             or time.monotonic() - self._first_pending_at >= self.interval_s)
+                    if due or self._to_seal or self._commit_wanted or self._stopping:
+                        break
+                    wait = self.interval_s - (time.monotonic() - self._first_pending_at) if self._pending else 1.0
+                    self._cond.wait(max(wait, 0.0005))
+                if self._stopping and not self._pending and not self._to_seal:
+                    return
+                batch = self._take()
+            try:
+                with self._io:
+                    self._write(*batch)
+            except BaseException as exc:        # surfaced to every caller; never silently lost
+                with self._cond:
+                    self._error = exc
+                    self._cond.notify_all()
+                return
+
+    def _take(self) -> tuple:
+        """Take every pending run and every file left to seal, atomically. Mutex held."""
+        runs = []
+        for hot in list(self._files.values()) + self._to_seal:
+            if hot.pending_events:
+                runs.append((hot, b"".join(hot.pending) if len(hot.pending) > 1 else hot.pending[0],
+                             hot.pending_events))
+                hot.pending = []
+                hot.pending_events = 0
+        n, self._pending = self._pending, 0
+        to_seal, self._to_seal = self._to_seal, []
+        self._sealing.update(h.relpath for h in to_seal)
+        self._commit_wanted = False
+        self._cond.notify_all()                 # appenders waiting on back-pressure may go on
+        return runs, n, to_seal
+
+    def _write(self, runs: list, n: int, to_seal: list[HotFile]) -> None:
+        """Commit one group (WAL frame, fsync, fan-out), then checkpoint and seal if due. `_io` held."""
+        if n:
+            frame = encode_frame([[hot.relpath, k, len(data)] for hot, data, k in runs],
+                                 b"".join(data for _, data, _ in runs), n)
             lsn = self._wal.append(frame)
             for hot, data, _ in runs:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(hot.fd, view):]
-                hot.pending.clear()
-                hot.pending_events = 0
-            self.durable = Ack(lsn, self.durable.events + self._pending)
-            self._pending = 0
+            with self._cond:
+                self.durable = Ack(lsn, self.durable.events + n)
+                self._cond.notify_all()
             for listener in self._listeners:
                 listener(self.durable)
-        if self._to_seal or self._wal.should_roll() or \
+        if to_seal or self._wal.should_roll() or \
                 time.monotonic() - self._last_checkpoint > CHECKPOINT_INTERVAL_S:
-            self._checkpoint()
-            self._seal_pending()
+            self._checkpoint(to_seal)
+            self._seal(to_seal)
 
-    def _checkpoint(self) -> None:
-        for hot in list(self._files.values()) + self._to_seal:
+    def _checkpoint(self, closing: list[HotFile] = ()) -> None:
+        """Make every hot file durable by itself and record the WAL position that covers them. `_io` held."""
+        with self._mutex:
+            open_files = list(self._files.values())
+        for hot in open_files + list(closing):
             os.fsync(hot.fd)
         self._wal.fsync()
         ckpt = Checkpoint(self.durable.lsn, self.durable.events,
-                          {hot.relpath: os.fstat(hot.fd).st_size for hot in self._files.values()})
+                          {hot.relpath: os.fstat(hot.fd).st_size for hot in open_files})
         ckpt.save(self.root / WAL_DIR)
         if self._wal.should_roll():
             self._wal.roll()
         self._wal.retire_before(ckpt.lsn)
         self._last_checkpoint = time.monotonic()
 
-    def _seal_pending(self) -> None:
+    def _seal(self, to_seal: list[HotFile]) -> None:
         batch: list[dict] = []
-        while self._to_seal:
-            hot = self._to_seal.pop(0)
+        for hot in to_seal:
             os.close(hot.fd)
             hot.fd = -1
+            manifest = None
             if os.path.getsize(self.root / hot.relpath) == 0:
                 os.unlink(self.root / hot.relpath)
-                continue
-            manifest = seal_file(self.root, self.layout, hot.relpath, codec=self.codec, level=self.level,
-                                 session_id=self.session_id, created_at=hot.created_at,
-                                 duplicates_dropped=hot.duplicates)
-            self.sealed.append(manifest)
-            batch.append(manifest)
+            else:
+                manifest = seal_file(self.root, self.layout, hot.relpath, codec=self.codec, level=self.level,
+                                     session_id=self.session_id, created_at=hot.created_at,
+                                     duplicates_dropped=hot.duplicates)
+                batch.append(manifest)
+            with self._cond:
+                self._sealing.discard(hot.relpath)
+                if manifest is not None:
+                    self.sealed.append(manifest)
+                self._cond.notify_all()
         if batch and self.on_seal is not None:
             self.on_seal(batch)
 
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(self.interval_s / 2 if self.interval_s else 0.001):
-            with self._mutex:
-                if self._closed:
-                    return
-                if self._pending and time.monotonic() - self._first_pending_at >= self.interval_s:
-                    try:
-                        self._commit()
-                    except BaseException as exc:   # surfaced to the next caller; never silently lost
-                        self._error = exc
-                        return
-
     def _check_open(self) -> None:
-        if self._closed:
-            raise RuntimeError("ingestor is closed")
         if self._error is not None:
             raise self._error
+        if self._closed or self._stopping:
+            raise RuntimeError("ingestor is closed")
 
     # ---- public control --------------------------------------------------------------------
     def flush(self) -> Ack:
-        """Commit everything appended so far; return the durable position."""
-        with self._mutex:
+        """Commit everything appended so far (and finish the seals it triggered); return the durable position."""
+        with self._cond:
             self._check_open()
-            self._commit()
+            target = self._accepted
+            while self.durable.events < target or self._to_seal or self._sealing:
+                self._commit_wanted = True
+                self._cond.notify_all()
+                self._cond.wait(0.1)
+                if self._error is not None:
+                    raise self._error
             return self.durable
 
     def seal(self) -> list[dict]:
         """Commit, then seal every open hot file. Returns the new manifests."""
-        with self._mutex:
+        with self._cond:
             self._check_open()
             before = len(self.sealed)
             self._to_seal.extend(self._files.values())
             self._files.clear()
-            self._commit()
-            self._checkpoint()
-            self._seal_pending()
+            self._commit_wanted = True
+            self._cond.notify_all()
+            while self._to_seal or self._sealing or self._pending:
+                self._cond.wait(0.1)
+                if self._error is not None:
+                    raise self._error
             return self.sealed[before:]
 
     def open_files(self) -> list[str]:
         with self._mutex:
-            return [hot.relpath for hot in self._files.values()]
+            return [hot.relpath for hot in self._files.values()] + sorted(self._sealing)
 
     def close(self, *, seal: bool = True) -> None:
         """Clean shutdown: commit, seal (by default), checkpoint, release the lock."""
         if self._closed:
             return
         try:
-            if seal:
-                self.seal()
-            else:
-                with self._mutex:
-                    self._commit()
-                    self._checkpoint()
+            if self._error is None:
+                if seal:
+                    self.seal()
+                else:
+                    self.flush()
         finally:
-            with self._mutex:
+            with self._cond:
+                self._stopping = True
+                self._cond.notify_all()
+            self._committer.join(timeout=60)
+            try:
+                if self._error is None:
+                    with self._io:
+                        self._checkpoint()
+            finally:
                 self._closed = True
-                self._stop.set()
                 for hot in self._files.values():
                     if hot.fd >= 0:
                         os.close(hot.fd)
                 self._wal.close()
                 self._lock.release()
-            self._flusher.join(timeout=5)
 
     def __enter__(self) -> "Ingestor":
         return self
