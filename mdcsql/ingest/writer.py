@@ -200,7 +200,7 @@ class Ingestor:
     def _backpressure(self) -> None:
         """Wake the committer; if it is far behind, wait for it (bounded memory). Mutex held."""
         self._cond.notify_all()
-        while self._pending >= 4 * self.max_events and self._error is None:
+        while self._pending >= 2 * self.max_events and self._error is None:
             self._cond.wait(0.05)
         self._check_open()
 
