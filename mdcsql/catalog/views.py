@@ -9,13 +9,13 @@ by a relation reading every file of that type with DuckDB's ``read_json``:
 - one strict ``read_json`` over the compressed (sealed) combinations: a damaged sealed file fails
   the query rather than silently losing rows.
 
-Only (tier root, codec) combinations that currently have files are listed (``layout.globs``
-gives the patterns), each pattern an absolute path under the archive root. Every list also holds
+The catalog passes every (tier root, codec) combination a file can have (``layout.globs`` gives
+the patterns), each pattern an absolute path under the archive root. Every list also holds
 ``_catalog/empty.jsonl``, an empty file, and every call passes ``allow_empty = true``: a pattern
-whose last file moved away between two syncs then reads as nothing instead of failing the query,
-and the columns keep their declared types even when no file matches at all. A type without any
-file gets a zero-row relation of typed NULLs. New files of an existing combination are picked up
-by the glob at query time, without any sync.
+without files reads as nothing instead of failing the query, and the columns keep their declared
+types even when no file matches at all. So every new file — the first of its kind included — is
+picked up by the globs at query time, without any sync. (Given no combinations at all, a type
+gets a zero-row relation of typed NULLs.)
 """
 
 from __future__ import annotations
