@@ -76,14 +76,17 @@ class Archive:
                 self.root, self.layout, codec=st.codec, level=st.compression_level,
                 sync_mode=st.sync.mode, interval_ms=st.sync.interval_ms, max_events=st.sync.max_events,
                 seal_grace_ns=st.seal_grace_seconds * 1_000_000_000,
-                on_seal=lambda _manifests: self._syncer.poke(),
-                on_new_file=lambda _relpath: self._syncer.poke())
+                on_seal=lambda manifests: self._syncer.poke(m["path"] for m in manifests),
+                on_new_file=lambda relpath: self._syncer.poke([relpath]))
             self._syncer = CatalogSyncer(self)
             self._syncer.start()
         return self._ingestor
 
     def writer(self, source: str, *, root: str = "live", asset_class: str = "equity") -> "Writer":
-        return Writer(self.ingestor(), source=source, root=root, asset_class=asset_class)
+        """A source's handle on the write path; the source is registered in the catalog if new."""
+        ingestor = self.ingestor()
+        self._syncer.register_source(source, "live" if root == "live" else "historical")
+        return Writer(ingestor, source=source, root=root, asset_class=asset_class)
 
     def recover(self) -> RecoveryReport:
         """Run crash recovery now (it also runs by itself when the write path starts)."""
@@ -130,7 +133,7 @@ class Archive:
             finally:
                 self._syncer.stop()
                 self._ingestor = None
-            self.sync_catalog(timeout=30)
+            self.sync_catalog(timeout=30, sources=self._syncer.pending_sources())
 
     def __enter__(self) -> "Archive":
         return self
@@ -143,11 +146,19 @@ class Archive:
         from mdcsql.catalog import Catalog
         return Catalog.open(self.root, read_only=read_only, timeout=timeout)
 
-    def sync_catalog(self, *, timeout: float = 10.0):
-        """Bring the catalog up to date with the tree; best effort when `timeout` is short."""
+    def sync_catalog(self, *, timeout: float = 10.0, paths=None, sources: dict | None = None):
+        """Bring the catalog up to date with the tree (or just `paths`); best effort when `timeout` is short.
+
+        `sources` (id -> live|historical) are registered first unless the catalog knows them already.
+        """
         try:
             with self.catalog(timeout=timeout) as cat:
-                return cat.sync(self.layout)
+                if sources:
+                    known = {s["id"] for s in cat.sources()}
+                    for source_id, kind in sources.items():
+                        if source_id not in known:
+                            cat.register_source(source_id, name=source_id, type=kind)
+                return cat.sync(self.layout, paths=paths)
         except ArchiveLockedError:
             if timeout >= 10:
                 raise
@@ -181,10 +192,21 @@ class CatalogSyncer(threading.Thread):
         self.min_interval = min_interval
         self._dirty = threading.Event()
         self._stopping = threading.Event()
+        self._guard = threading.Lock()
+        self._paths: set[str] = set()
+        self._sources: dict[str, str] = {}
         self.syncs = 0
         self.last_error: BaseException | None = None
 
-    def poke(self) -> None:
+    def poke(self, paths) -> None:
+        """Ask for a sync of these files (targeted: no walk over the whole tree)."""
+        with self._guard:
+            self._paths.update(paths)
+        self._dirty.set()
+
+    def register_source(self, source: str, kind: str) -> None:
+        with self._guard:
+            self._sources.setdefault(source, kind)
         self._dirty.set()
 
     def run(self) -> None:
@@ -193,14 +215,24 @@ class CatalogSyncer(threading.Thread):
             if self._stopping.is_set():
                 return
             self._dirty.clear()
+            with self._guard:
+                paths, self._paths = self._paths, set()
+                sources, self._sources = self._sources, {}
             try:
-                if self.archive.sync_catalog(timeout=0.5) is None:
-                    self._dirty.set()          # the catalog was busy: try again next round
+                if self.archive.sync_catalog(timeout=0.5, paths=sorted(paths), sources=sources) is None:
+                    with self._guard:          # the catalog was busy: try again next round
+                        self._paths |= paths
+                        self._sources = {**sources, **self._sources}
+                    self._dirty.set()
                 else:
                     self.syncs += 1
             except Exception as exc:           # never take the collector down; reported on close
                 self.last_error = exc
             self._stopping.wait(self.min_interval)
+
+    def pending_sources(self) -> dict[str, str]:
+        with self._guard:
+            return dict(self._sources)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -220,8 +252,10 @@ class Writer:
     def append(self, event: dict) -> None:
         self.ingestor.append(event, root=self.root, asset_class=self.asset_class, source=self.source)
 
-    def append_many(self, events) -> int:
-        return self.ingestor.append_many(events, root=self.root, asset_class=self.asset_class, source=self.source)
+    def append_many(self, events, *, normalized: bool = False) -> int:
+        """Append a list of events; `normalized=True` skips validation for sources that build canonical dicts."""
+        return self.ingestor.append_many(events, root=self.root, asset_class=self.asset_class,
+                                         source=self.source, normalized=normalized)
 
     def append_table(self, table, *, type: str | None = None) -> int:
         return self.ingestor.append_table(table, root=self.root, asset_class=self.asset_class,

@@ -37,7 +37,8 @@ def collect_sim(archive, symbols: list[str], *, events: int | None = None, secon
                 show_progress: bool = False, on_ack=None) -> dict:
     """Collect from the simulator: `events` of them as fast as possible, or at `rate`/s for `seconds`."""
     market = SimulatedMarket(symbols, seed=seed, start_ns=start_ns, events_per_second=rate)
-    ingestor = archive.ingestor()
+    writer = archive.writer("sim")
+    ingestor = writer.ingestor
     if on_ack is not None:
         ingestor.on_ack(on_ack)
     sealed_before = len(ingestor.sealed)
@@ -66,7 +67,7 @@ def collect_sim(archive, symbols: list[str], *, events: int | None = None, secon
                         time.sleep(0.005)
                         continue
                     n = min(n, due)
-                ingestor.append_many(market.take(n), normalized=True)
+                writer.append_many(market.take(n), normalized=True)
                 written += n
                 if progress:
                     progress.update(task, completed=written)

@@ -55,6 +55,12 @@ def test_init_collect_stats_verify_sql(tmp_path):
     csv_out = mdcsql("sql", root, "SELECT min(ts) AS first FROM bbo_quotes", "--format", "csv").stdout
     assert csv_out.splitlines()[1].startswith("2024-01-15 00:00:")
     assert all(p.name.endswith(".jsonl.zst") for p in data_files(root))
+    sources = json.loads(mdcsql("sql", root, "SELECT id, type, enabled FROM sources", "--format", "json").stdout)
+    assert sources == [{"id": "sim", "type": "live", "enabled": True}]
+    assert json.loads((root / "_catalog" / "sources.json").read_text())["sources"]["sim"]["type"] == "live"
+    manifest = json.loads((root / "_catalog" / "manifest.json").read_text())["catalog"]
+    assert sum(e["event_count"] for e in manifest["entries"]) == 5000
+    assert (root / "_catalog" / "schemas" / "v1.json").exists()
 
 
 def test_collect_is_deterministic_for_a_seed_and_start(tmp_path):
