@@ -172,3 +172,20 @@ def test_recover_reports_a_clean_archive(tmp_path):
     report = json.loads(mdcsql("recover", root, "--json").stdout)
     assert report["clean"] and report["durable_events"] == 500
     assert Archive.open(root).recover().clean
+
+
+def test_ingest_the_csharp_collectors_jsonl_zst(tmp_path):
+    """Users catalog their old C# collector archives without migrating them."""
+    import zstandard
+    from test_events import CSHARP
+    root = tmp_path / "data"
+    mdcsql("init", root)
+    src = tmp_path / "AAPL_Trade_2024-01-15.jsonl.zst"
+    src.write_bytes(zstandard.ZstdCompressor().compress(b"\n".join(raw for raw, _ in CSHARP) + b"\n"))
+    out = mdcsql("ingest", root, src, "--json").stdout
+    assert json.loads(out)["events_written"] == len(CSHARP)
+    stored = sorted(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in stored_events(root))
+    assert stored == sorted(expected for _, expected in CSHARP)
+    rows = json.loads(mdcsql("sql", root, "SELECT source, close::VARCHAR AS c FROM historical_bars ORDER BY seq",
+                             "--format", "json").stdout)
+    assert rows == [{"source": "stooq", "c": "185.920000000000000000"}] * 2
