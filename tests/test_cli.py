@@ -189,3 +189,18 @@ def test_ingest_the_csharp_collectors_jsonl_zst(tmp_path):
     rows = json.loads(mdcsql("sql", root, "SELECT source, close::VARCHAR AS c FROM historical_bars ORDER BY seq",
                              "--format", "json").stdout)
     assert rows == [{"source": "stooq", "c": "185.920000000000000000"}] * 2
+
+
+def test_a_plain_duckdb_connection_reads_the_views(tmp_path):
+    """docs/catalog.md: analysts open the catalog with DuckDB alone, no mdcsql import needed."""
+    import subprocess as sp
+    import sys
+    root = tmp_path / "data"
+    mdcsql("collect", root, "--events", 3000, "--seed", 3, "--start", "2024-01-15", "--symbols", "AAPL,MSFT")
+    code = ("import duckdb, sys\n"
+            "con = duckdb.connect(sys.argv[1], read_only=True)\n"
+            "print(con.sql(\"SELECT count(*) FROM trades WHERE symbol = 'AAPL'\").fetchall()[0][0])\n")
+    proc = sp.run([sys.executable, "-c", code, str(root / "_catalog" / "catalog.duckdb")],
+                  capture_output=True, text=True, check=True)
+    expected = sum(1 for e in stored_events(root) if e["type"] == "Trade" and e["symbol"] == "AAPL")
+    assert int(proc.stdout) == expected > 0
