@@ -26,6 +26,8 @@ from typing import Iterator
 
 import zstandard
 
+from mdcsql.durable import fsync_dir
+
 MAGIC = b"MDW1"
 MAGIC_ZSTD = b"MDWZ"
 COMPRESS_ABOVE = 64 << 10       # payloads larger than this are stored compressed
@@ -85,14 +87,6 @@ def list_segments(wal_dir: Path) -> list[tuple[int, Path]]:
         if entry.name.endswith(SEGMENT_SUFFIX) and entry.name[:-len(SEGMENT_SUFFIX)].isdigit():
             out.append((int(entry.name[:-len(SEGMENT_SUFFIX)]), Path(entry.path)))
     return sorted(out)
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class WalWriter:
