@@ -385,13 +385,16 @@ class Ingestor:
 
     def _checkpoint(self, closing: list[HotFile] = ()) -> None:
         """Make every hot file durable by itself and record the WAL position that covers them. `_io` held."""
+        # Every file not yet sealed is listed — also those left behind by their stream but not yet
+        # taken for sealing: later frames may still append to them, and recovery must truncate
+        # them to these sizes, not to zero.
         with self._mutex:
-            open_files = list(self._files.values())
-        for hot in open_files + list(closing):
+            unsealed = list(self._files.values()) + self._to_seal + list(closing)
+        for hot in unsealed:
             os.fsync(hot.fd)
         self._wal.fsync()
         ckpt = Checkpoint(self.durable.lsn, self.durable.events,
-                          {hot.relpath: os.fstat(hot.fd).st_size for hot in open_files})
+                          {hot.relpath: os.fstat(hot.fd).st_size for hot in unsealed})
         ckpt.save(self.root / WAL_DIR)
         if self._wal.should_roll():
             self._wal.roll()
