@@ -24,14 +24,13 @@ def data_files(root: Path) -> list[Path]:
     return sorted(out)
 
 
+def events_in(path: Path) -> list[dict]:
+    with open_decompressed(path) as f:
+        return [_decode.decode(line) for line in f.read().splitlines() if line]
+
+
 def stored_events(root: Path) -> list[dict]:
-    events = []
-    for path in data_files(root):
-        with open_decompressed(path) as f:
-            for line in f.read().splitlines():
-                if line:
-                    events.append(_decode.decode(line))
-    return events
+    return [e for path in data_files(root) for e in events_in(path)]
 
 
 def stream_keys(events) -> Counter:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from archive_contents import stored_events, stream_keys
+from archive_contents import data_files, events_in, stream_keys
 from conftest import PYTHON, REPO, python_env
 from mdcsql.archive import Archive
 from mdcsql.sources.sim import SimulatedMarket
@@ -62,25 +62,27 @@ def _generated_keys(source: str, seed: int, start_ns: int, n: int) -> list[tuple
 def _crash_loop(tmp_path: Path, kills: int, rng: random.Random) -> None:
     root = tmp_path / "arch"
     Archive.init(root, config=None)
-    counts: dict[int, int] = {}
+    before: dict[str, tuple] = {}          # every file of earlier runs -> (size, mtime): must not change
+    total = 0
     for i in range(kills):
         source = f"sim{i}"
         delay = rng.uniform(0.0, 1.2)
         acked = _run_and_kill(root, source, seed=i, start_ns=START + i * 30 * DAY_NS, delay=delay)
-        archive = Archive.open(root)
-        report = archive.recover()             # recovery after the crash
-        keys = stream_keys(stored_events(root))
+        report = Archive.open(root).recover()             # recovery after the crash
+        files = data_files(root)
+        mine = [p for p in files if f"~{source}~" in p.name]
+        keys = stream_keys(e for p in mine for e in events_in(p))
         dups = {k: c for k, c in keys.items() if c > 1}
         assert not dups, f"kill {i}: duplicated events after recovery: {list(dups)[:5]}"
-        mine = {k for k in keys if k[0] == source}
-        assert len(mine) >= acked, f"kill {i} at {delay:.2f}s: {acked} acknowledged, only {len(mine)} stored"
-        expected = _generated_keys(source, i, START + i * 30 * DAY_NS, len(mine))
-        assert mine == set(expected), f"kill {i}: stored events are not exactly the first {len(mine)} generated"
-        for j in range(i):   # earlier runs' events are untouched
-            assert sum(1 for k in keys if k[0] == f"sim{j}") == counts[j]
-        counts[i] = len(mine)
+        assert len(keys) >= acked, f"kill {i} at {delay:.2f}s: {acked} acknowledged, only {len(keys)} stored"
+        expected = _generated_keys(source, i, START + i * 30 * DAY_NS, len(keys))
+        assert set(keys) == set(expected), f"kill {i}: stored events are not exactly the first {len(keys)} generated"
+        now = {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns) for p in files}
+        assert {k: now.get(k) for k in before} == before, f"kill {i}: files of earlier runs changed"
+        before = now
         # the WAL's durable count and the tree agree: every durable event is in a file, once
-        assert report.durable_events == sum(keys.values())
+        total += len(keys)
+        assert report.durable_events == total
 
 
 def test_kill9_at_random_instants_recovers_exactly_once(tmp_path):
