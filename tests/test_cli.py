@@ -204,3 +204,25 @@ def test_a_plain_duckdb_connection_reads_the_views(tmp_path):
                   capture_output=True, text=True, check=True)
     expected = sum(1 for e in stored_events(root) if e["type"] == "Trade" and e["symbol"] == "AAPL")
     assert int(proc.stdout) == expected > 0
+
+
+def test_ctrl_c_stops_collect_cleanly(tmp_path):
+    """SIGINT (Ctrl-C): everything collected so far is committed, sealed, catalogued; exit 0."""
+    import signal
+    import time
+    root = tmp_path / "data"
+    proc = subprocess.Popen([PYTHON, "-m", "mdcsql", "collect", str(root), "--duration", "60s", "--rate", "2000",
+                             "--start", "2024-01-15", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=python_env())
+    deadline = time.monotonic() + 60
+    while not list((root / "live").rglob("*.jsonl")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["interrupted"] and summary["events"] > 0
+    assert not [p for p in data_files(root) if p.name.endswith(".jsonl")]        # all sealed
+    assert len(stored_events(root)) == summary["events"] == summary["durable_events"]
+    assert json.loads(mdcsql("verify", root, "--json").stdout)["ok"]
