@@ -29,7 +29,8 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: $(STAMP)
-	$(BIN)/python bench/run.py
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/views.py
 
 clean:
 	rm -rf $(VENV) $(DATA) build *.egg-info
