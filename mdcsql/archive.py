@@ -13,7 +13,7 @@ from pathlib import Path
 
 from mdcsql.config import Settings, load_config, settings_from_dict
 from mdcsql.durable import atomic_write_json
-from mdcsql.errors import ArchiveLockedError, NotFoundError
+from mdcsql.errors import ArchiveLockedError, ConfigError, NotFoundError
 from mdcsql.ingest.recovery import RecoveryReport
 from mdcsql.ingest.writer import Ack, Ingestor, WriteLock
 from mdcsql.layout import (ARCHIVE_ROOT, CATALOG_DIR, QUARANTINE_DIR, SESSIONS_DIR, TIER_ROOTS, WAL_DIR,
@@ -44,8 +44,8 @@ class Archive:
         if config_path.exists():
             existing = cls.open(root)
             if existing.settings.to_dict() != settings.to_dict() and (config or profile):
-                raise NotFoundError(f"{root} is already an archive with other settings "
-                                    f"(see {config_path}); choose another root")
+                raise ConfigError(f"{root} is already an archive with other settings "
+                                  f"(see {config_path}); choose another root")
             settings = existing.settings
         for sub in (CATALOG_DIR, WAL_DIR, QUARANTINE_DIR, SESSIONS_DIR, ARCHIVE_ROOT, *TIER_ROOTS):
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -97,34 +97,10 @@ class Archive:
         return report
 
     def seal(self) -> list[dict]:
-        """Seal every hot file (those of a crashed collector included)."""
-        ingestor = self.ingestor()
-        manifests = ingestor.seal()
-        manifests += self._seal_orphans(ingestor)
+        """Seal every hot file (those a crashed collector left behind included)."""
+        manifests = self.ingestor().seal(orphans=True)
         self.sync_catalog()
         return manifests
-
-    def _seal_orphans(self, ingestor: Ingestor) -> list[dict]:
-        from mdcsql.ingest.seal import MANIFEST_SUFFIX, manifest_path, seal_file
-        sealed = []
-        for tier in TIER_ROOTS:
-            base = self.root / tier
-            for path in sorted(base.rglob("*.jsonl")) if base.is_dir() else []:
-                if manifest_path(path).exists() or path.name.endswith(MANIFEST_SUFFIX):
-                    continue
-                rel = path.relative_to(self.root).as_posix()
-                if rel in ingestor.open_files():
-                    continue
-                try:
-                    self.layout.parse(rel)
-                except ValueError:
-                    continue
-                if path.stat().st_size == 0:
-                    path.unlink()
-                    continue
-                st = self.settings.storage
-                sealed.append(seal_file(self.root, self.layout, rel, codec=st.codec, level=st.compression_level))
-        return sealed
 
     def close(self, *, seal: bool = True) -> None:
         if self._ingestor is not None:

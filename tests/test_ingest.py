@@ -227,3 +227,16 @@ def test_hostile_symbols_stay_inside_the_root(archive_root):
     for f in files:
         assert archive_root.resolve() in f.resolve().parents
     assert sorted(e["symbol"] for e in stored_events(archive_root)) == sorted(hostile)
+
+
+def test_seal_also_seals_hot_files_a_crashed_collector_left(archive_root):
+    archive = _init(archive_root)
+    archive.writer("alpaca").append_many([trade(i, START + i) for i in range(1, 21)])
+    archive.close(seal=False)                              # as after kill -9 + recovery: hot files remain
+    assert [p.suffix for p in data_files(archive_root)] == [".jsonl"]
+    reopened = Archive.open(archive_root)
+    (m,) = reopened.seal()
+    reopened.close()
+    assert m["event_count"] == 20 and m["path"].endswith(".jsonl.gz")
+    assert [p.name.endswith(".jsonl.gz") for p in data_files(archive_root)] == [True]
+    assert Archive.open(archive_root).recover().clean

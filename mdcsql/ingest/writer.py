@@ -29,7 +29,7 @@ from mdcsql.ingest.dedupe import StreamState
 from mdcsql.ingest.recovery import RecoveryReport, recover
 from mdcsql.ingest.seal import manifest_path, seal_file, utc_now_iso
 from mdcsql.ingest.wal import WalWriter, encode_frame
-from mdcsql.layout import WAL_DIR, Layout, PartitionKey, period_end, period_label, period_start
+from mdcsql.layout import TIER_ROOTS, WAL_DIR, Layout, PartitionKey, period_end, period_label, period_start
 
 LOCK_FILE = "LOCK"
 CHECKPOINT_INTERVAL_S = 30.0
@@ -442,13 +442,16 @@ class Ingestor:
                     raise self._error
             return self.durable
 
-    def seal(self) -> list[dict]:
-        """Commit, then seal every open hot file. Returns the new manifests."""
+    def seal(self, *, orphans: bool = False) -> list[dict]:
+        """Commit, then seal every open hot file — and with `orphans`, every other hot file in the
+        tree (left by a crashed collector). Returns the new manifests."""
         with self._cond:
             self._check_open()
             before = len(self.sealed)
             self._to_seal.extend(self._files.values())
             self._files.clear()
+            if orphans:
+                self._to_seal.extend(self._orphans())
             self._commit_wanted = True
             self._cond.notify_all()
             while self._to_seal or self._sealing or self._pending:
@@ -456,6 +459,28 @@ class Ingestor:
                 if self._error is not None:
                     raise self._error
             return self.sealed[before:]
+
+    def _orphans(self) -> list[HotFile]:
+        """Hot files on disk that no stream of this process has open. Mutex held."""
+        known = {h.relpath for h in self._to_seal} | self._sealing
+        found = []
+        for tier in TIER_ROOTS:
+            for dirpath, _dirs, names in os.walk(self.root / tier):
+                for name in names:
+                    if not name.endswith(".jsonl"):
+                        continue
+                    rel = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                    if rel in known or manifest_path(self.root / rel).exists():
+                        continue
+                    try:
+                        key = self.layout.parse(rel).key
+                    except ValueError:
+                        continue
+                    hot = HotFile(rel, (key.root, key.source, key.asset_class, key.symbol, key.type), None,
+                                  utc_now_iso(), state=self._stream((key.source, key.symbol, key.type)))
+                    hot.fd = os.open(self.root / rel, os.O_WRONLY | os.O_APPEND)
+                    found.append(hot)
+        return found
 
     def open_files(self) -> list[str]:
         with self._mutex:
