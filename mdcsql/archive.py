@@ -6,6 +6,7 @@ Everything the CLI and the HTTP API do starts here: `Archive.init` creates a roo
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from dataclasses import dataclass
@@ -225,7 +226,13 @@ class Writer:
     root: str = "live"
     asset_class: str = "equity"
 
+    def __post_init__(self) -> None:
+        # bound once: append() is the per-event hot path
+        self.append = functools.partial(self.ingestor.append, root=self.root, asset_class=self.asset_class,
+                                        source=self.source)
+
     def append(self, event: dict) -> None:
+        """Append one event (replaced per instance by a pre-bound call; see __post_init__)."""
         self.ingestor.append(event, root=self.root, asset_class=self.asset_class, source=self.source)
 
     def append_many(self, events, *, normalized: bool = False) -> int:

@@ -100,6 +100,8 @@ class Ingestor:
         self.sync_mode = sync_mode
         self.interval_s = interval_ms / 1000.0
         self.max_events = 1 if sync_mode == "always" else max_events
+        self._always = sync_mode == "always"
+        self._period_width = _NS.get(layout.partition, 0)     # fixed-width periods: inline floor
         self.seal_grace_ns = seal_grace_ns
         self.on_seal = on_seal
         self.on_new_file = on_new_file
@@ -144,11 +146,12 @@ class Ingestor:
             event = ev.normalize(event, source=source)
         line = ev.encode(event)
         with self._mutex:
-            self._check_open()
+            if self._error is not None or self._stopping:
+                self._check_open()
             self._add(root, asset_class, event, line)
             if self._pending >= self.max_events:
                 self._backpressure()
-        if self.sync_mode == "always":
+        if self._always:
             self.flush()
 
     def append_many(self, events: Iterable[dict], *, root: str = "live", asset_class: str = "equity",
@@ -164,13 +167,14 @@ class Ingestor:
                 n += 1
                 if self._pending >= self.max_events:
                     self._backpressure()
-        if self.sync_mode == "always":
+        if self._always:
             self.flush()
         return n
 
     def _add(self, root: str, asset_class: str, event: dict, line: bytes) -> None:
         ts = event["ts"]
-        start = period_start(ts, self.layout.partition)
+        width = self._period_width
+        start = ts - ts % width if width else period_start(ts, self.layout.partition)
         k = (root, event["source"], asset_class, event["symbol"], event["type"], start)
         hot = self._files.get(k)
         if hot is None:
@@ -246,7 +250,7 @@ class Ingestor:
                 n += part.num_rows
                 if self._pending >= self.max_events:
                     self._backpressure()
-        if self.sync_mode == "always":
+        if self._always:
             self.flush()
         return n
 
