@@ -159,20 +159,28 @@ def collect(root, source, symbols, events, duration, seed, start, rate, as_json)
     Example: mdcsql collect ./data --source sim --symbols AAPL,MSFT,SPY --events 100000 --seed 7 --start 2024-01-15
     """
     from mdcsql.archive import Archive
-    from mdcsql.collect import collect_sim
+    from mdcsql.collect import collect
+    from mdcsql.sources.sim import SimSource
     if events is None and duration is None:
         events = 10_000
     seconds = _parse_duration(duration) if duration else None
     archive = Archive.open(root) if (Path(root) / "_catalog" / "config.json").exists() else Archive.init(root)
-    summary = collect_sim(archive, [s.strip() for s in symbols.split(",") if s.strip()], events=events,
-                          seconds=seconds, seed=seed, start_ns=_parse_start(start), rate=rate,
-                          show_progress=_progress_enabled() and not as_json)
+    symbol_list = [s.strip() for s in symbols.split(",") if s.strip()]
+    sources = [SimSource(symbol_list, seed=seed, start_ns=_parse_start(start), rate=rate if seconds else None)]
+    summary = collect(archive, sources, events=events, seconds=seconds,
+                      show_progress=_progress_enabled() and not as_json)
     if as_json:
         _echo_json(summary)
     else:
         click.echo(f"collected {summary['events']:,} events from {source} in {summary['seconds']:.2f}s "
                    f"({summary['events_per_second']:,.0f} events/s); sealed {summary['files_sealed']} files"
                    + (" (interrupted)" if summary["interrupted"] else ""))
+        for sid, st in summary["sources"].items():
+            if st["errors"] or st["failure"]:
+                click.echo(f"source {sid}: {st['errors']} error(s)" + (f"; stopped: {st['failure']}" if st["failure"] else ""),
+                           err=True)
+    if summary["failed"]:
+        sys.exit(EXIT_FAILURE)
 
 
 @cli.command()

@@ -1,6 +1,9 @@
-"""Running a collection: pull events from a source into the archive until told to stop.
+"""Running a collection: pull batches from one or more sources into the archive until told to stop.
 
-SIGINT/SIGTERM (Ctrl-C) stop the loop between batches; the archive is then closed cleanly —
+Each source runs in its own thread and appends through its own writer, so a source that fails
+(a bad message, a disconnect, an exception) never stops the others and never loses what was
+already acknowledged: its error is counted and reported.  SIGINT/SIGTERM (Ctrl-C), the time
+limit or the event limit stop every source between batches; the archive is then closed cleanly —
 everything committed, sealed and catalogued.  kill -9 instead leaves it for recovery.
 """
 
@@ -9,15 +12,16 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 
-from mdcsql.sources.sim import SimulatedMarket
-
-CHUNK = 1_000
+from mdcsql.errors import MdcsqlError
+from mdcsql.sources.base import Source, batch_len
 
 
 @contextmanager
-def _stop_on_signals():
+def stop_on_signals():
+    """An Event set by SIGINT/SIGTERM while the block runs (main thread only)."""
     stop = threading.Event()
     if threading.current_thread() is not threading.main_thread():
         yield stop
@@ -32,53 +36,123 @@ def _stop_on_signals():
             signal.signal(sig, handler)
 
 
-def collect_sim(archive, symbols: list[str], *, events: int | None = None, seconds: float | None = None,
-                seed: int = 42, start_ns: int | None = None, rate: float = 5000.0,
-                show_progress: bool = False, on_ack=None) -> dict:
-    """Collect from the simulator: `events` of them as fast as possible, or at `rate`/s for `seconds`."""
-    market = SimulatedMarket(symbols, seed=seed, start_ns=start_ns, events_per_second=rate)
-    writer = archive.writer("sim")
-    ingestor = writer.ingestor
+class _Runner(threading.Thread):
+    """Pumps one source's batches into the archive."""
+
+    def __init__(self, archive, source: Source, stop: threading.Event, budget: "_Budget") -> None:
+        super().__init__(name=f"mdcsql-source-{source.id}", daemon=True)
+        self.archive, self.source, self.stop_event, self.budget = archive, source, stop, budget
+        self.writers: dict[str, object] = {}
+        self.events = 0
+        self.failure: str | None = None
+
+    def _writer(self, asset_class: str):
+        w = self.writers.get(asset_class)
+        if w is None:
+            root = "live" if self.source.kind == "live" else "historical"
+            w = self.writers[asset_class] = self.archive.writer(self.source.id, root=root, asset_class=asset_class)
+        return w
+
+    def run(self) -> None:
+        try:
+            for item in self.source.batches():
+                asset_class, batch = item if isinstance(item, tuple) else (self.source.asset_class, item)
+                n = batch_len(batch)
+                if not n:
+                    continue
+                take = self.budget.take(n)
+                if take < n:
+                    batch = batch.slice(0, take) if hasattr(batch, "slice") else batch[:take]
+                w = self._writer(asset_class)
+                if hasattr(batch, "num_rows"):
+                    w.append_table(batch)
+                else:
+                    w.append_many(batch, normalized=getattr(self.source, "canonical", False))
+                self.events += take
+                if self.stop_event.is_set() or self.budget.exhausted:
+                    break
+        except MdcsqlError as exc:
+            self.failure = str(exc)
+            self.source.stats.error(str(exc))
+        except Exception as exc:     # a source bug must not take the others down: counted, reported
+            self.failure = f"{type(exc).__name__}: {exc}"
+            self.source.stats.error(traceback.format_exc(limit=5))
+        finally:
+            try:
+                self.source.close()
+            except Exception as exc:
+                self.source.stats.error(f"close failed: {exc}")
+
+
+class _Budget:
+    """The shared event limit (`events=`), split between sources as they go."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.left = limit
+        self._lock = threading.Lock()
+
+    def take(self, n: int) -> int:
+        if self.left is None:
+            return n
+        with self._lock:
+            got = min(n, self.left)
+            self.left -= got
+            return got
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left is not None and self.left <= 0
+
+
+def collect(archive, sources: list[Source], *, events: int | None = None, seconds: float | None = None,
+            show_progress: bool = False, on_ack=None, stop: threading.Event | None = None) -> dict:
+    """Collect from `sources` until they end, `events` are stored, `seconds` pass, or a signal stops it."""
+    ingestor = archive.ingestor()
     if on_ack is not None:
         ingestor.on_ack(on_ack)
     sealed_before = len(ingestor.sealed)
-    written = 0
+    budget = _Budget(events)
     started = time.monotonic()
     progress = task = None
     if show_progress:
         from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
         progress = Progress(TextColumn("collecting"), BarColumn(), TextColumn("{task.completed:,} events"),
                             TimeElapsedColumn(), transient=True)
-        task = progress.add_task("collect", total=events or (int(seconds * rate) if seconds else None))
+        task = progress.add_task("collect", total=events)
         progress.start()
     interrupted = False
+    runners: list[_Runner] = []
     try:
-        with _stop_on_signals() as stop:
-            while not stop.is_set():
-                if events is not None and written >= events:
+        with stop_on_signals() as signalled:
+            stop_all = stop or threading.Event()
+            runners = [_Runner(archive, s, stop_all, budget) for s in sources]
+            for r in runners:
+                r.start()
+            while any(r.is_alive() for r in runners):
+                if signalled.is_set() or stop_all.is_set() or budget.exhausted or \
+                        (seconds is not None and time.monotonic() - started >= seconds):
+                    interrupted = signalled.is_set()
+                    stop_all.set()
+                    for s in sources:
+                        s.stop()
                     break
-                elapsed = time.monotonic() - started
-                if seconds is not None and elapsed >= seconds:
-                    break
-                n = CHUNK if events is None else min(CHUNK, events - written)
-                if seconds is not None:      # pace to `rate` events per wall-clock second
-                    due = int(min(elapsed + 0.01, seconds) * rate) - written
-                    if due <= 0:
-                        time.sleep(0.005)
-                        continue
-                    n = min(n, due)
-                writer.append_many(market.take(n), normalized=True)
-                written += n
                 if progress:
-                    progress.update(task, completed=written)
-            interrupted = stop.is_set()
+                    progress.update(task, completed=sum(r.events for r in runners))
+                time.sleep(0.05)
+            for r in runners:
+                r.join()
     finally:
         if progress:
             progress.stop()
         archive.close(seal=True)
     took = time.monotonic() - started
-    return {"source": "sim", "symbols": symbols, "events": written, "seconds": took,
-            "events_per_second": written / took if took else 0.0,
-            "files_sealed": len(ingestor.sealed) - sealed_before,
-            "duplicates_dropped": ingestor.duplicates_dropped, "interrupted": interrupted,
-            "durable_events": ingestor.durable.events}
+    written = sum(r.events for r in runners)
+    return {
+        "sources": {r.source.id: {**r.source.stats.to_dict(), "events_appended": r.events, "failure": r.failure}
+                    for r in runners},
+        "events": written, "seconds": took, "events_per_second": written / took if took else 0.0,
+        "files_sealed": len(ingestor.sealed) - sealed_before,
+        "duplicates_dropped": ingestor.duplicates_dropped, "interrupted": interrupted,
+        "durable_events": ingestor.durable.events,
+        "failed": [r.source.id for r in runners if r.failure],
+    }

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Iterator
 
+from mdcsql.sources.base import Source
+
 _LOTS = ("1", "5", "10", "100", "100", "200", "500")
 _STEPS = (-2, -1, 0, 0, 1, 2)
 _BASE_PRICES = {"AAPL": 18700, "MSFT": 37500, "SPY": 47500, "GOOGL": 14200, "AMZN": 15300, "TSLA": 21800}
@@ -84,3 +86,40 @@ class SimulatedMarket:
 
     def take(self, n: int) -> list[dict]:
         return [next(self) for _ in range(n)]
+
+
+class SimSource(Source):
+    """The simulator as a collection source: `rate` events per wall-clock second, or as fast as possible."""
+
+    id = "sim"
+    kind = "live"
+    asset_class = "equity"
+    canonical = True          # builds canonical dicts itself: the writer may skip validation
+
+    def __init__(self, symbols: list[str], *, seed: int = 42, start_ns: int | None = None,
+                 rate: float | None = None, source_id: str = "sim", chunk: int = 1_000) -> None:
+        super().__init__()
+        self.id = source_id
+        self.market = SimulatedMarket(symbols, seed=seed, start_ns=start_ns, source=source_id,
+                                      events_per_second=rate or 5_000.0)
+        self.rate, self.chunk = rate, chunk
+        self._stop = False
+
+    def batches(self):
+        started, sent = time.monotonic(), 0
+        while not self._stop:
+            n = self.chunk
+            if self.rate:                      # pace to `rate` events per wall-clock second
+                due = int((time.monotonic() - started + 0.01) * self.rate) - sent
+                if due <= 0:
+                    time.sleep(0.005)
+                    continue
+                n = min(n, due)
+            batch = self.market.take(n)
+            sent += n
+            self.stats.messages += n
+            self.stats.events += n
+            yield batch
+
+    def stop(self) -> None:
+        self._stop = True
