@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -36,6 +37,16 @@ def _progress_enabled() -> bool:
     return sys.stderr.isatty()
 
 
+def _cell(value) -> str:
+    """Human rendering: exact decimals without the DECIMAL(38,18) padding (187.140000… → 187.14)."""
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        text = format(value, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
+    return str(value)
+
+
 def _table(columns, rows, *, title: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -43,7 +54,7 @@ def _table(columns, rows, *, title: str | None = None) -> None:
     for c in columns:
         table.add_column(str(c))
     for r in rows:
-        table.add_row(*("" if v is None else str(v) for v in r))
+        table.add_row(*(_cell(v) for v in r))
     Console(width=200).print(table)
 
 

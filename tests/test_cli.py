@@ -226,3 +226,13 @@ def test_ctrl_c_stops_collect_cleanly(tmp_path):
     assert not [p for p in data_files(root) if p.name.endswith(".jsonl")]        # all sealed
     assert len(stored_events(root)) == summary["events"] == summary["durable_events"]
     assert json.loads(mdcsql("verify", root, "--json").stdout)["ok"]
+
+
+def test_sql_output_keeps_nanoseconds_and_exact_decimals(tmp_path):
+    root = tmp_path / "data"
+    mdcsql("init", root)
+    mdcsql("ingest", root, write_jsonl(tmp_path / "a.jsonl", GOOD[:1]), "--source", "alpaca")
+    rows = json.loads(mdcsql("sql", root, "SELECT ts, price FROM trades", "--format", "json").stdout)
+    assert rows == [{"ts": "2024-01-15 14:30:00.000000001", "price": "187.100000000000000000"}]
+    table = mdcsql("sql", root, "SELECT ts, price FROM trades").stdout
+    assert "14:30:00.000000001" in table and "187.1 " in table

@@ -18,6 +18,7 @@ import json
 import random
 import re
 import threading
+import warnings
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from mdcsql.catalog import exports
 from mdcsql.catalog.guard import vet_user_sql
@@ -119,6 +121,19 @@ class SyncResult:
     @property
     def changed(self) -> bool:
         return bool(self.added or self.updated or self.removed)
+
+
+def _rows_keeping_nanoseconds(runner, max_rows: int | None) -> list[tuple]:
+    """Rows of a result with TIMESTAMP_NS columns, those given as exact text
+    ('2024-01-15 14:30:00.123456789'): Python's datetime would silently drop the nanoseconds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # "Arrow output on a DB-API result makes an extra copy"
+        table = runner.to_arrow_table()
+    if max_rows is not None:
+        table = table.slice(0, max_rows + 1)
+    cols = [pc.cast(c, pa.string()) if pa.types.is_timestamp(c.type) and c.type.unit == "ns" else c
+            for c in table.columns]
+    return list(zip(*(c.to_pylist() for c in cols))) if cols else []
 
 
 class Catalog:
@@ -217,9 +232,14 @@ class Catalog:
         try:
             runner.execute(sql, params)
             columns = [d[0] for d in runner.description] if runner.description else []
-            if max_rows is None:
+            if any(str(d[1]) == "TIMESTAMP_NS" for d in runner.description or ()):
+                rows = _rows_keeping_nanoseconds(runner, max_rows)
+            elif max_rows is None:
                 return Result(columns, runner.fetchall() if columns else [])
-            rows = runner.fetchmany(max_rows + 1) if columns else []
+            else:
+                rows = runner.fetchmany(max_rows + 1) if columns else []
+            if max_rows is None:
+                return Result(columns, rows)
             return Result(columns, rows[:max_rows], truncated=len(rows) > max_rows)
         finally:
             if timer is not None:
