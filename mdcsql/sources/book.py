@@ -1,0 +1,269 @@
+"""A price-level order book that turns snapshots and incremental updates into L2Snapshot events.
+
+Used by the file replays (Tardis incremental_book_L2, Binance depth diffs, Bybit deltas) and meant
+for the live adapters too. Prices and sizes go in as canonical decimal text (callers validate them
+with `mdcsql.events.decimal_text`) and come out as the *same* text: the book orders levels by an
+exact integer key (the price × 10¹⁸; a `Decimal` for the rare price with more than 18 fractional
+digits, which compares exactly with the integers) and never does float arithmetic. A level whose
+size is zero (`0`, `0.000`) is removed. Equal prices written differently (`1.5`, `1.50`) are one
+level; the text last written is kept.
+
+The module also holds the few pieces the replay readers share (stats, the file opener, Arrow
+batching), so each reader module stays one format.
+
+    book = OrderBook()
+    book.update(True, "100.5", "2")           # bid
+    book.update(False, "101", "1")            # ask
+    book.update(True, "100.5", "0")           # delete the bid level
+    book.l2_event("BTCUSDT", "binance", ts, depth=10)   # canonical L2Snapshot dict, or None when empty
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+from bisect import bisect_left, insort
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import BinaryIO, Iterable
+
+import pyarrow as pa
+
+from mdcsql import events as ev
+from mdcsql.errors import InputError
+from mdcsql.sources.base import SourceStats
+
+__all__ = ["OrderBook", "price_key", "is_zero", "ReplayStats", "open_binary", "Batcher", "NS_PER_US",
+           "NS_PER_MS", "SEQ_DAY", "day_seq_base"]
+
+_SCALE_DIGITS = 18
+_KEY_CACHE_MAX = 1 << 17
+_key_cache: dict[str, int | Decimal] = {}
+
+
+def price_key(price: str) -> int | Decimal:
+    """The exact ordering key of a canonical decimal price text: price × 10¹⁸ (an int when exact)."""
+    key = _key_cache.get(price)
+    if key is not None:
+        return key
+    neg = price[:1] == "-"
+    body = price[1:] if neg else price
+    whole, _, frac = body.partition(".")
+    if len(frac) <= _SCALE_DIGITS and whole.isdigit() and (not frac or frac.isdigit()):
+        key = int(whole + frac.ljust(_SCALE_DIGITS, "0"))
+    else:                                   # very long fractions (or odd text): exact Decimal, same units
+        try:
+            sign, digits, exp = Decimal(body).as_tuple()
+        except ArithmeticError:
+            raise InputError(f"price is not a decimal number: {price!r}", field="price") from None
+        if not isinstance(exp, int):
+            raise InputError(f"price must be finite, got {price!r}", field="price")
+        key = Decimal((sign, digits, exp + _SCALE_DIGITS))
+    if neg:
+        key = -key
+    if len(_key_cache) >= _KEY_CACHE_MAX:
+        _key_cache.clear()
+    _key_cache[price] = key
+    return key
+
+
+def is_zero(size: str) -> bool:
+    """True when canonical decimal text is zero (`0`, `0.000`): the level is to be removed."""
+    return not size.lstrip("-").replace(".", "").strip("0")
+
+
+class OrderBook:
+    """Bids and asks as price → [price text, size text], with sorted keys for the top levels.
+
+    Each side keeps a dict (key → level) and an ascending list of keys; bid keys are negated, so
+    index 0 is the best level on both sides. An update is a dict write plus, for a new or removed
+    level, one `bisect` insert or delete (a memmove; books of thousands of levels stay cheap), and
+    the top `depth` levels are a slice. Level lists handed out are never mutated by the book (an
+    update replaces them), so events may share them.
+    """
+
+    __slots__ = ("_bids", "_asks", "_bid_keys", "_ask_keys", "missing_deletes")
+
+    def __init__(self) -> None:
+        self._bids: dict = {}
+        self._asks: dict = {}
+        self._bid_keys: list = []
+        self._ask_keys: list = []
+        self.missing_deletes = 0        # deletes of levels the book did not hold (a sign of a gap)
+
+    def clear(self) -> None:
+        self._bids.clear()
+        self._asks.clear()
+        self._bid_keys.clear()
+        self._ask_keys.clear()
+
+    def update(self, is_bid: bool, price: str, size: str) -> None:
+        """Set one level (`size` zero removes it). `price`/`size` are canonical decimal text."""
+        key = price_key(price)
+        if is_bid:
+            key = -key
+            levels, keys = self._bids, self._bid_keys
+        else:
+            levels, keys = self._asks, self._ask_keys
+        if not size.replace(".", "").strip("0"):            # is_zero, inlined (sizes are never negative)
+            if levels.pop(key, None) is None:
+                self.missing_deletes += 1
+            else:
+                del keys[bisect_left(keys, key)]
+            return
+        if key not in levels:
+            insort(keys, key)
+        levels[key] = [price, size]
+
+    def load(self, bids: Iterable, asks: Iterable) -> None:
+        """Replace the whole book with the given [price, size] levels (zero sizes are skipped)."""
+        self.clear()
+        for price, size in bids:
+            self.update(True, price, size)
+        for price, size in asks:
+            self.update(False, price, size)
+
+    def bids(self, depth: int | None = None) -> list[list[str]]:
+        """The best `depth` bid levels (all when None), best first, as [price, size] text pairs."""
+        levels = self._bids
+        return [levels[k] for k in (self._bid_keys if depth is None else self._bid_keys[:depth])]
+
+    def asks(self, depth: int | None = None) -> list[list[str]]:
+        levels = self._asks
+        return [levels[k] for k in (self._ask_keys if depth is None else self._ask_keys[:depth])]
+
+    def best_bid(self) -> list[str] | None:
+        return self._bids[self._bid_keys[0]] if self._bid_keys else None
+
+    def best_ask(self) -> list[str] | None:
+        return self._asks[self._ask_keys[0]] if self._ask_keys else None
+
+    def crossed(self) -> bool:
+        """Best bid ≥ best ask (a stale or inconsistent book)."""
+        return bool(self._bid_keys and self._ask_keys) and -self._bid_keys[0] >= self._ask_keys[0]
+
+    @property
+    def bid_levels(self) -> int:
+        return len(self._bid_keys)
+
+    @property
+    def ask_levels(self) -> int:
+        return len(self._ask_keys)
+
+    def __len__(self) -> int:
+        return len(self._bid_keys) + len(self._ask_keys)
+
+    def l2_event(self, symbol: str, source: str, ts: int, *, recv_ts: int | None = None, seq: int | None = None,
+                 venue: str | None = None, depth: int | None = 10) -> dict | None:
+        """A canonical L2Snapshot dict of the top `depth` levels; None when the book is empty."""
+        if not self._bid_keys and not self._ask_keys:
+            return None
+        return {"type": "L2Snapshot", "symbol": symbol, "source": source, "ts": ts, "recv_ts": recv_ts,
+                "seq": seq, "bids": self.bids(depth), "asks": self.asks(depth), "venue": venue}
+
+
+# ---- shared by the replay readers ---------------------------------------------------------------
+NS_PER_US = 1_000
+NS_PER_MS = 1_000_000
+SEQ_DAY = 10**12        # seq = day number × SEQ_DAY + ordinal, for sources without a sequence number
+
+
+def day_seq_base(ts_ns: int) -> int:
+    """The seq base of a file whose first event is at `ts_ns`: its UTC day number × 10¹²."""
+    return (ts_ns // 86_400_000_000_000) * SEQ_DAY
+
+
+@dataclass
+class ReplayStats(SourceStats):
+    """SourceStats plus what a file replay skipped on purpose, by reason (never silently)."""
+
+    skipped: dict = field(default_factory=dict)
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        out["skipped"] = dict(self.skipped)
+        return out
+
+
+def note_skip(stats: SourceStats | None, reason: str, n: int = 1) -> None:
+    """Count a deliberate skip on `stats` (a ReplayStats; a plain SourceStats keeps it as a sample)."""
+    if stats is None:
+        return
+    if isinstance(stats, ReplayStats):
+        stats.skip(reason, n)
+    elif len(stats.error_samples) < 20:
+        stats.error_samples.append(f"skipped: {reason}")
+
+
+_GZIP, _ZSTD, _ZIP = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PK\x03\x04"
+
+
+def open_binary(path: Path) -> BinaryIO:
+    """The file's bytes, decompressed by magic: gzip, zstd, or a zip of exactly one file; else as is."""
+    path = Path(path)
+    try:
+        raw = open(path, "rb")
+    except FileNotFoundError:
+        from mdcsql.errors import NotFoundError
+        raise NotFoundError(f"{path}: no such file") from None
+    magic = raw.read(4)
+    raw.seek(0)
+    if magic[:2] == _GZIP:
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if magic == _ZSTD:
+        import zstandard
+        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+    if magic == _ZIP:
+        zf = zipfile.ZipFile(raw)
+        members = [i for i in zf.infolist() if not i.is_dir()]
+        if len(members) != 1:
+            raw.close()
+            raise InputError(f"a zip to replay must hold exactly one file, {path.name} holds {len(members)}",
+                             file=str(path))
+        return zf.open(members[0])
+    return raw
+
+
+def head_bytes(path: Path, n: int = 4096) -> bytes:
+    """The first `n` decompressed bytes of a file (b"" when it cannot be read): for `detect`."""
+    try:
+        with open_binary(path) as f:
+            return f.read(n)
+    except Exception:           # detect() must be cheap and never raise
+        return b""
+
+
+def text_lines(binary: BinaryIO) -> io.TextIOWrapper:
+    """UTF-8 text (BOM ignored) with newlines kept as is, for the csv module."""
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+
+
+class Batcher:
+    """Collects canonical event dicts of one type and turns them into validated Arrow tables."""
+
+    __slots__ = ("etype", "schema", "rows", "size")
+
+    def __init__(self, etype: str, size: int = 8192) -> None:
+        self.etype, self.size, self.rows = etype, size, []
+        self.schema = ev.arrow_schema(etype)
+
+    def add(self, event: dict) -> bool:
+        """Keep `event`; True when a batch is full (call `take`)."""
+        self.rows.append(event)
+        return len(self.rows) >= self.size
+
+    def take(self) -> pa.Table | None:
+        if not self.rows:
+            return None
+        rows, self.rows = self.rows, []
+        return ev.normalize_table(pa.Table.from_pylist(rows, schema=self.schema), type=self.etype)
+
+
+def where(err: InputError, file: str, line: int | None, field: str | None = None) -> InputError:
+    """`err` again with file, line (and field, unless it names one already) filled in."""
+    return InputError(err.reason, file=file, line=line, field=field if field is not None else err.field)

@@ -1,0 +1,363 @@
+"""Replay of Tardis.dev CSV files (datasets API): trades, quotes, book_snapshot_N, incremental_book_L2.
+
+One file is one data type (told apart by its header line), plain or gzip/zstd-compressed, and
+usually one symbol. Timestamps are UNIX microseconds (`timestamp` = exchange time → `ts`,
+`local_timestamp` = Tardis' receive time → `recv_ts`). Tardis has no sequence numbers, so `seq`
+is a deterministic per-file ordinal: ``day × 10¹² + n``, where `day` is the UTC day number of the
+file's first row and `n` counts the events of each symbol from 1 (see docs/sources-feeds.md).
+
+    for asset_class, table in tardis.read(Path("bitmex_trades_XBTUSD.csv")):
+        writer.append_table(table)
+
+trades and quotes go through pyarrow's CSV reader and `normalize_table` (vectorised); the book
+formats are read row by row. A bad row raises `InputError` with the file, the line and the CSV
+column; events of the batches before it have already been yielded.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from mdcsql import events as ev
+from mdcsql.errors import InputError
+from mdcsql.sources.book import (NS_PER_US, Batcher, OrderBook, ReplayStats, day_seq_base, head_bytes, note_skip,
+                                 open_binary, text_lines, where)
+
+FORMAT = "tardis"
+DEFAULT_SOURCE = "tardis"
+ASSET_CLASS = "crypto"
+
+_COMMON = ["exchange", "symbol", "timestamp", "local_timestamp"]
+TRADES = _COMMON + ["id", "side", "price", "amount"]
+QUOTES = _COMMON + ["ask_amount", "ask_price", "bid_price", "bid_amount"]
+INCREMENTAL = _COMMON + ["is_snapshot", "side", "price", "amount"]
+_LEVEL_RE = re.compile(r"(asks|bids)\[(\d+)\]\.(price|amount)")
+
+# canonical field → Tardis column, to name the column in errors
+_TRADE_COLS = {"ts": "timestamp", "recv_ts": "local_timestamp", "trade_id": "id", "size": "amount",
+               "venue": "exchange", "price": "price", "side": "side", "symbol": "symbol"}
+_QUOTE_COLS = {"ts": "timestamp", "recv_ts": "local_timestamp", "bid_size": "bid_amount", "ask_size": "ask_amount",
+               "bid_price": "bid_price", "ask_price": "ask_price", "venue": "exchange", "symbol": "symbol"}
+MIN_US = 10**14          # µs timestamps below this (before 1973) are seconds or milliseconds by mistake
+MAX_US = (2**63 - 1) // NS_PER_US
+
+
+def _kind(header: list[str]) -> str | None:
+    if header == TRADES:
+        return "trades"
+    if header == QUOTES:
+        return "quotes"
+    if header == INCREMENTAL:
+        return "incremental_book_L2"
+    if header[:4] == _COMMON and len(header) > 4 and (len(header) - 4) % 4 == 0:
+        n = (len(header) - 4) // 4
+        expect = [f"{s}[{i}].{f}" for i in range(n) for s in ("asks", "bids") for f in ("price", "amount")]
+        if header[4:] == expect:
+            return f"book_snapshot_{n}"
+    return None
+
+
+def _header(data: bytes) -> list[str] | None:
+    line = data.split(b"\n", 1)[0].rstrip(b"\r")
+    if line.startswith(b"\xef\xbb\xbf"):
+        line = line[3:]
+    try:
+        return line.decode("ascii").split(",")
+    except UnicodeDecodeError:
+        return None
+
+
+def detect(path: Path) -> bool:
+    """True for a Tardis CSV (plain, .gz or .zst) whose header is one of the supported data types."""
+    data = head_bytes(Path(path), 8192)
+    if b"\n" not in data and len(data) >= 8192:
+        return False
+    header = _header(data)
+    return header is not None and _kind(header) is not None
+
+
+def read(path: Path, *, symbol: str | None = None, source: str | None = None, depth: int = 10,
+         stats: ReplayStats | None = None) -> Iterator[tuple[str, pa.Table]]:
+    """Yield ("crypto", canonical Arrow table of one event type) in file order.
+
+    :param symbol: overrides the file's `symbol` column in the events.
+    :param source: the events' source (default "tardis"); the exchange goes into `venue`.
+    :param depth: levels per L2Snapshot emitted from incremental_book_L2 (book_snapshot files keep all
+                  the levels they give).
+    :param stats: filled in as the file is read (messages = CSV rows, events, skips).
+    """
+    path = Path(path)
+    source = source or DEFAULT_SOURCE
+    with open_binary(path) as f:
+        header = _header(f.readline())
+    if header is None or _kind(header) is None:
+        raise InputError(f"not a supported Tardis CSV: header {','.join(header or [])[:120]!r}",
+                         file=str(path), line=1)
+    kind = _kind(header)
+    if kind in ("trades", "quotes"):
+        yield from _read_flat(path, kind, header, symbol, source, stats)
+    elif kind == "incremental_book_L2":
+        yield from _read_incremental(path, symbol, source, depth, stats)
+    else:
+        yield from _read_snapshots(path, header, symbol, source, stats)
+
+
+# ---- trades and quotes: the vectorised path -----------------------------------------------------
+def _read_flat(path, kind, header, symbol, source, stats) -> Iterator[tuple[str, pa.Table]]:
+    etype = "Trade" if kind == "trades" else "BboQuote"
+    types = {c: pa.string() for c in header}
+    types["timestamp"] = types["local_timestamp"] = pa.int64()
+    convert = pacsv.ConvertOptions(column_types=types, null_values=[""], strings_can_be_null=True,
+                                   quoted_strings_can_be_null=True)
+    counters: dict[str, int] = {}
+    base = None
+    done = 0
+    with open_binary(path) as f:
+        try:
+            reader = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=4 << 20), convert_options=convert)
+            for batch in reader:
+                n = batch.num_rows
+                if n == 0:
+                    continue
+                ts_us, recv_us = batch.column("timestamp"), batch.column("local_timestamp")
+                if (ts_us.null_count or pc.min(ts_us).as_py() < MIN_US or pc.max(ts_us).as_py() > MAX_US
+                        or (recv_us.null_count < n and (pc.min(recv_us).as_py() < MIN_US
+                                                        or pc.max(recv_us).as_py() > MAX_US))):
+                    raise _Slow()
+                if base is None:
+                    base = day_seq_base(ts_us[0].as_py() * NS_PER_US)
+                sym_col = batch.column("symbol")
+                cols = {"symbol": pa.repeat(symbol, n) if symbol else sym_col, "source": pa.repeat(source, n),
+                        "ts": pc.multiply(ts_us, NS_PER_US), "recv_ts": pc.multiply(recv_us, NS_PER_US),
+                        "seq": _ordinals(sym_col, counters, base)}
+                if etype == "Trade":
+                    cols.update(price=batch.column("price"), size=batch.column("amount"), side=batch.column("side"),
+                                trade_id=batch.column("id"), venue=batch.column("exchange"))
+                else:
+                    cols.update(bid_price=batch.column("bid_price"), bid_size=batch.column("bid_amount"),
+                                ask_price=batch.column("ask_price"), ask_size=batch.column("ask_amount"),
+                                venue=batch.column("exchange"))
+                try:
+                    table = ev.normalize_table(pa.table(cols), type=etype)
+                except InputError:
+                    raise _Slow() from None
+                done += n
+                if stats is not None:
+                    stats.messages += n
+                    stats.events += n
+                yield ASSET_CLASS, table
+        except (_Slow, pa.ArrowInvalid):
+            pass
+        else:
+            return
+    # Something in the file is wrong: find the exact line and column row by row, then raise.
+    _locate_error(path, kind, symbol, source)
+    raise InputError(f"malformed Tardis CSV after row {done}", file=str(path))
+
+
+class _Slow(Exception):
+    """The vectorised path met a bad value; the row-by-row path names it exactly."""
+
+
+def _ordinals(sym_col: pa.Array, counters: dict, base: int) -> pa.Array:
+    """base + 1-based running count per symbol (the counters carry over between batches)."""
+    n = len(sym_col)
+    uniq = pc.unique(sym_col).to_pylist()
+    if len(uniq) == 1:
+        start = counters.get(uniq[0], 0)
+        counters[uniq[0]] = start + n
+        return pa.array(np.arange(base + start + 1, base + start + n + 1, dtype=np.int64))
+    out = np.empty(n, dtype=np.int64)
+    for i, s in enumerate(sym_col.to_pylist()):
+        c = counters.get(s, 0) + 1
+        counters[s] = c
+        out[i] = base + c
+    return pa.array(out)
+
+
+def _us(text: str, column: str) -> int:
+    if not text.isdigit():
+        raise InputError(f"{column} must be integer microseconds, got {text[:40]!r}", field=column)
+    us = int(text)
+    if not MIN_US <= us <= MAX_US:
+        raise InputError(f"{column} {us} is not UNIX microseconds (expected 10^14..{MAX_US})", field=column)
+    return us
+
+
+def _rows(path: Path, width: int):
+    """(line number, row) of the data rows; a row of the wrong width raises InputError."""
+    with open_binary(path) as f:
+        reader = csv.reader(text_lines(f))
+        next(reader, None)
+        try:
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != width:
+                    raise InputError(f"expected {width} columns, got {len(row)}", file=str(path), line=reader.line_num)
+                yield reader.line_num, row
+        except csv.Error as exc:
+            raise InputError(f"malformed CSV: {exc}", file=str(path), line=reader.line_num) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8: {exc.reason}", file=str(path), line=reader.line_num + 1) from None
+
+
+def _locate_error(path: Path, kind: str, symbol, source) -> None:
+    """Validate row by row, as the vectorised path does, and raise at the first bad line."""
+    header = TRADES if kind == "trades" else QUOTES
+    colmap = _TRADE_COLS if kind == "trades" else _QUOTE_COLS
+    for line, row in _rows(path, len(header)):
+        r = dict(zip(header, row))
+        try:
+            ts = _us(r["timestamp"], "timestamp")
+            recv = _us(r["local_timestamp"], "local_timestamp") if r["local_timestamp"] else None
+            e = {"symbol": symbol or r["symbol"] or None, "source": source, "ts": ts * NS_PER_US,
+                 "recv_ts": None if recv is None else recv * NS_PER_US, "venue": r["exchange"] or None}
+            if kind == "trades":
+                e.update(type="Trade", price=r["price"] or None, size=r["amount"] or None, side=r["side"] or None,
+                         trade_id=r["id"] or None)
+            else:
+                e.update(type="BboQuote", bid_price=r["bid_price"] or None, bid_size=r["bid_amount"] or None,
+                         ask_price=r["ask_price"] or None, ask_size=r["ask_amount"] or None)
+            ev.normalize(e)
+        except InputError as exc:
+            raise where(exc, str(path), line, colmap.get(exc.field, exc.field)) from None
+
+
+# ---- book_snapshot_N: one L2Snapshot per row ----------------------------------------------------
+def _levels(row: list[str], start: int, n: int) -> tuple[list, list]:
+    asks, bids = [], []
+    for i in range(n):
+        j = start + 4 * i
+        for side, out, p, a in (("asks", asks, row[j], row[j + 1]), ("bids", bids, row[j + 2], row[j + 3])):
+            if not p and not a:
+                continue
+            if not p or not a:
+                col = f"{side}[{i}].{'price' if not p else 'amount'}"
+                raise InputError(f"{col} is empty but its pair is not", field=col)
+            try:
+                price = ev.decimal_text(p, "price")
+                size = ev.decimal_text(a, "amount")
+            except InputError as exc:
+                raise InputError(exc.reason, field=f"{side}[{i}].{exc.field}") from None
+            if size[0] == "-":
+                raise InputError(f"amount must not be negative, got {size}", field=f"{side}[{i}].amount")
+            out.append([price, size])
+    return bids, asks
+
+
+def _read_snapshots(path, header, symbol, source, stats) -> Iterator[tuple[str, pa.Table]]:
+    n = (len(header) - 4) // 4
+    out = Batcher("L2Snapshot")
+    counters: dict[str, int] = {}
+    base = None
+    for line, row in _rows(path, len(header)):
+        if stats is not None:
+            stats.messages += 1
+        try:
+            ts = _us(row[2], "timestamp") * NS_PER_US
+            recv = _us(row[3], "local_timestamp") * NS_PER_US if row[3] else None
+            bids, asks = _levels(row, 4, n)
+            sym = symbol or row[1]
+            if not sym:
+                raise InputError("missing symbol", field="symbol")
+        except InputError as exc:
+            raise where(exc, str(path), line) from None
+        if not bids and not asks:
+            note_skip(stats, "book_snapshot row with no levels")
+            continue
+        if base is None:
+            base = day_seq_base(ts)
+        c = counters[row[1]] = counters.get(row[1], 0) + 1
+        if stats is not None:
+            stats.events += 1
+        if out.add({"type": "L2Snapshot", "symbol": sym, "source": source, "ts": ts, "recv_ts": recv,
+                    "seq": base + c, "bids": bids, "asks": asks, "venue": row[0] or None}):
+            yield ASSET_CLASS, out.take()
+    last = out.take()
+    if last is not None:
+        yield ASSET_CLASS, last
+
+
+# ---- incremental_book_L2: maintain the book, emit per timestamp ---------------------------------
+_SIDES = {"bid": True, "ask": False, "buy": True, "sell": False}
+
+
+class _SymbolBook:
+    __slots__ = ("book", "snapshot_ts", "count")
+
+    def __init__(self) -> None:
+        self.book, self.snapshot_ts, self.count = OrderBook(), None, 0
+
+
+def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str, pa.Table]]:
+    out = Batcher("L2Snapshot")
+    books: dict[str, _SymbolBook] = {}
+    base = None
+    group = None            # (file symbol, timestamp µs) of the rows being collected
+    pending = None          # (state, ts ns, recv ns, venue, file symbol) of that group
+    decimal_text = ev.decimal_text
+
+    def emit():
+        state, ts, recv, venue, fsym = pending
+        event = state.book.l2_event(symbol or fsym, source, ts, recv_ts=recv, seq=None, venue=venue, depth=depth)
+        if event is None:
+            note_skip(stats, "incremental_book_L2 group leaving an empty book")
+            return False
+        state.count += 1
+        event["seq"] = base + state.count
+        if stats is not None:
+            stats.events += 1
+        return out.add(event)
+
+    for line, row in _rows(path, len(INCREMENTAL)):
+        if stats is not None:
+            stats.messages += 1
+        exchange, fsym, ts_text, recv_text, snap, side, p, a = row
+        try:
+            key = (fsym, ts_text)
+            if key != group:
+                if pending is not None and emit():
+                    yield ASSET_CLASS, out.take()
+                ts = _us(ts_text, "timestamp") * NS_PER_US
+                if base is None:
+                    base = day_seq_base(ts)
+                group = key
+            if not fsym and not symbol:
+                raise InputError("missing symbol", field="symbol")
+            recv = _us(recv_text, "local_timestamp") * NS_PER_US if recv_text else None
+            if snap not in ("true", "false"):
+                raise InputError(f"is_snapshot must be true or false, got {snap[:20]!r}", field="is_snapshot")
+            is_bid = _SIDES.get(side)
+            if is_bid is None:
+                raise InputError(f"side must be bid or ask, got {side[:20]!r}", field="side")
+            price = decimal_text(p, "price")
+            size = decimal_text(a, "amount")
+            if size[0] == "-":
+                raise InputError(f"amount must not be negative, got {size}", field="amount")
+        except InputError as exc:
+            raise where(exc, str(path), line) from None
+        state = books.get(fsym)
+        if state is None:
+            state = books[fsym] = _SymbolBook()
+        if snap == "true":
+            if state.snapshot_ts != ts_text:    # a new snapshot starts (file start or after a reconnection)
+                state.book.clear()
+                state.snapshot_ts = ts_text
+        else:
+            state.snapshot_ts = None
+        state.book.update(is_bid, price, size)
+        pending = (state, ts, recv, exchange or None, fsym)
+    if pending is not None:
+        emit()
+    last = out.take()
+    if last is not None:
+        yield ASSET_CLASS, last
