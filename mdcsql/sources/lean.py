@@ -505,12 +505,9 @@ def _times(lf: LeanFile, col: pa.Array, lines: pa.Array, checks: _Checks) -> tup
         seq = day * SEQ_DAY + slot * SEQ_SLOT + lines.to_numpy()
         return pa.array(ts, pa.int64()), pa.array(seq, pa.int64())
     # hour/daily: "yyyyMMdd HH:mm" in the data time zone
-    ok = _matches(col, _DATETIME_RE)
-    parsed = pc.strptime(pc.if_else(ok, col, pa.scalar("19700101 00:00", pa.string())), format="%Y%m%d %H:%M",
-                         unit="s", error_is_null=True)
-    checks.check(ok, "time", lambda v: f"time must look like yyyyMMdd HH:mm, got {v!r}")
-    checks.check(parsed.is_valid(), "time", lambda v: f"time is not a valid date and time: {v!r}")
-    wall_s = pc.fill_null(parsed.cast(pa.int64()), 0).to_numpy()
+    ok, wall_s = _parse_datetime(col)
+    checks.check(_matches(col, _DATETIME_RE), "time", lambda v: f"time must look like yyyyMMdd HH:mm, got {v!r}")
+    checks.check(ok, "time", lambda v: f"time is not a valid date and time: {v!r}")
     days = wall_s // 86_400
     ms = (wall_s % 86_400) * 1000
     offsets = _wall_offsets_ns(lf.tz, days, ms)
@@ -526,15 +523,23 @@ def _times(lf: LeanFile, col: pa.Array, lines: pa.Array, checks: _Checks) -> tup
     return pa.array(ts, pa.int64()), pa.array(seq, pa.int64())
 
 
+def _parse_datetime(col: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """("yyyyMMdd HH:mm" valid?, wall seconds since 1970-01-01 00:00 of the same zone; 0 where invalid)."""
+    shaped = _matches(col, _DATETIME_RE)
+    text = pc.if_else(shaped, col, pa.scalar("19700101 00:00", pa.string()))
+    parsed = pc.strptime(text, format="%Y%m%d %H:%M", unit="s", error_is_null=True)
+    # strptime rolls 20130231 over to March 3rd: a valid value prints back to the same text
+    ok = pc.and_(shaped, pc.fill_null(pc.equal(pc.strftime(parsed, format="%Y%m%d %H:%M"), text), False))
+    wall_s = pc.if_else(ok, parsed.cast(pa.int64()), 0).to_numpy()
+    return ok, wall_s
+
+
 def _bar_end(lf: LeanFile, start_ts: pa.Array, col: pa.Array) -> pa.Array:
     """UTC ns of each bar's end: start + the bar length (daily: the next date's 00:00 in the zone)."""
     length = RESOLUTIONS[lf.resolution][2]
     if length is not None:
         return pc.add(start_ts, length)
-    ok = _matches(col, _DATETIME_RE)
-    parsed = pc.strptime(pc.if_else(ok, col, pa.scalar("19700101 00:00", pa.string())), format="%Y%m%d %H:%M",
-                         unit="s", error_is_null=True)
-    wall_s = pc.fill_null(parsed.cast(pa.int64()), 0).to_numpy() + 86_400
+    wall_s = _parse_datetime(col)[1] + 86_400
     offsets = _wall_offsets_ns(lf.tz, wall_s // 86_400, (wall_s % 86_400) * 1000)
     return pa.array(wall_s * 1_000_000_000 - offsets, pa.int64())
 
