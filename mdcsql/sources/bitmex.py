@@ -9,7 +9,8 @@ cryptofeed sends them):
   the latest trade: rows whose ``trdMatchID`` was already stored are dropped, and when none of a
   post-reconnect partial's trades was seen before, trades between the last stored one and it may
   have been missed during the outage: that is recorded in ``stats.gaps`` (see docs).
-* ``quote`` → BboQuote (a row older than the last stored quote of the symbol is a replay duplicate).
+* ``quote`` → BboQuote (a row older than the last stored quote of the symbol is a replay duplicate;
+  one identical to the previous quote, timestamp included, is stored once).
 * ``orderBookL2`` (or ``orderBookL2_25``): ``partial`` resets a symbol's book; ``insert`` /
   ``update`` / ``delete`` by order-book ``id`` (an update may omit the price: it comes from the
   stored entry) → L2Snapshot of ``depth`` aggregated price levels when the top levels change.
@@ -121,7 +122,7 @@ class BitmexSource(WebSocketSource):
         self.live: set[str] = set()                  # symbols whose book had its partial on this connection
         self._seen: dict[str, OrderedDict] = {}      # symbol -> recent trdMatchIDs
         self._last_trade: dict[str, tuple[str, str]] = {}   # symbol -> (trdMatchID, timestamp) last stored
-        self._quote_ts: dict[str, int] = {}
+        self._quote_ts: dict[str, tuple] = {}     # symbol -> (ts, bid, bid size, ask, ask size)
         self._reconnected = False
         self.resyncs: list[dict] = []
         self.server_errors: list[str] = []
@@ -240,10 +241,11 @@ class BitmexSource(WebSocketSource):
                            else check_decimal(r["askSize"], "askSize", size=True),
                            venue=None)
             last = latest.get(sym, self._quote_ts.get(sym))
-            if last is not None and ts < last:
-                self.duplicates += 1
+            key = (ts, e["bid_price"], e["bid_size"], e["ask_price"], e["ask_size"])
+            if (last is not None and ts < last[0]) or key == last:
+                self.duplicates += 1          # replayed after a reconnect, or the same quote again
                 continue
-            latest[sym] = ts
+            latest[sym] = key
             out.append(e)
         self._quote_ts.update(latest)
         return out

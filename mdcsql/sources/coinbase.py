@@ -166,7 +166,9 @@ class WebSocketSource(Source):
         self.connection_heartbeats = connection_heartbeats
         # proxy=None: websockets' default (environment proxies) except for loopback replays
         self.proxy = proxy if proxy is not None else (None if _is_loopback_url(url) else True)
-        self.duplicates = 0                 # messages/rows already seen (after a reconnect), dropped
+        # observations dropped as already stored: replayed after a reconnect, or a quote identical
+        # to the symbol's previous one at the same instant (the archive would drop those too)
+        self.duplicates = 0
         self.connect_failures = 0
         self.last_connect_error: str | None = None
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
@@ -482,6 +484,7 @@ class CoinbaseSource(WebSocketSource):
         self.live: set[str] = set()                 # products whose book is in sync (snapshot seen)
         self._trades: dict[str, _IdTracker] = {}
         self._ticker_seq: dict[str, int] = {}
+        self._last_quote: dict[str, tuple] = {}
         self._hb_pending: dict[str, int] = {}
         self.resyncs: list[dict] = []               # book rebuild requests: {symbol, reason}
         self.server_errors: list[str] = []
@@ -574,6 +577,11 @@ class CoinbaseSource(WebSocketSource):
                        venue=None)
         if type(seq) is int:
             self._ticker_seq[product] = seq
+        key = (ts, e["bid_price"], e["bid_size"], e["ask_price"], e["ask_size"])
+        if self._last_quote.get(product) == key:
+            self.duplicates += 1          # a cascade of matches: the same BBO at the same instant, once
+            return []
+        self._last_quote[product] = key
         return [e]
 
     def _snapshot(self, m: dict, recv_ns: int) -> list[dict]:
