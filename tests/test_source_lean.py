@@ -13,7 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 
 from mdcsql import events as ev
@@ -56,6 +58,12 @@ def csv_rows(path: Path) -> list[list[str]]:
     return [line.split(",") for line in text.split("\n") if line.strip()]
 
 
+def count_rows(path: Path) -> int:
+    with zipfile.ZipFile(path) as zf:
+        (name,) = zf.namelist()
+        return sum(1 for line in zf.read(name).split(b"\n") if line.strip())
+
+
 def ns(dt: datetime) -> int:
     td = dt - EPOCH
     return (td.days * 86_400 + td.seconds) * 10**9 + td.microseconds * 1000
@@ -76,6 +84,16 @@ def collect_rows(path, **kw) -> tuple[list[dict], list[tuple[str, pa.Table]]]:
     batches = list(lean.read(path, **kw))
     rows = [r for _, t in batches for r in t.to_pylist()]
     return rows, batches
+
+
+def read_table(path, **kw) -> tuple[pa.Table, list[tuple[str, pa.Table]]]:
+    """All of a file's events as one table (for the big files: no per-row Python objects)."""
+    batches = list(lean.read(path, **kw))
+    return pa.concat_tables([t for _, t in batches]), batches
+
+
+def row_at(table: pa.Table, i: int) -> dict:
+    return table.slice(i % table.num_rows, 1).to_pylist()[0]
 
 
 def expected_event(rel: str, kind: str, row: list[str]) -> dict:
@@ -124,28 +142,29 @@ def test_sample_file(shared_data, rel, kind, etype, symbol, asset_class):
     path = shared_data / "lean" / rel
     assert lean.detect(path)
     raw = csv_rows(path)
-    rows, batches = collect_rows(path)
-    assert len(rows) == len(raw)                                  # one event per CSV row
+    table, batches = read_table(path)
+    assert table.num_rows == len(raw)                             # one event per CSV row
     assert all(ac == asset_class for ac, _ in batches)
     assert all(t.num_rows <= lean.CHUNK_ROWS for _, t in batches)
     assert all(t.schema == ev.arrow_schema(etype) for _, t in batches)
-    for got, row in ((rows[0], raw[0]), (rows[-1], raw[-1])):
-        want = expected_event(rel, kind, row)
+    for i, row in ((0, raw[0]), (-1, raw[-1])):
+        got, want = row_at(table, i), expected_event(rel, kind, row)
         assert {k: got[k] for k in want} == want, row
         assert got["symbol"] == symbol and got["source"] == "lean" and got["recv_ts"] is None
-    ts = [r["ts"] for r in rows]
-    assert ts == sorted(ts)                                       # event-time order
-    assert len({r["seq"] for r in rows}) == len(rows)             # seq unique in the file
+    ts = table.column("ts").to_numpy()
+    assert (np.diff(ts) >= 0).all()                               # event-time order
+    assert pc.count_distinct(table.column("seq")).as_py() == table.num_rows   # seq unique in the file
+    assert set(table.column("symbol").unique().to_pylist()) == {symbol}
 
 
 def test_literal_spot_values(shared_data):
     """A few values written out by hand, so the reference helpers are checked too."""
-    rows, _ = collect_rows(shared_data / "lean/equity/usa/tick/spy/20131007_trade.zip")
-    first = rows[0]       # 14400464,1674100,100,P,20002000,0 -> 04:00:00.464 EDT
+    trades, _ = read_table(shared_data / "lean/equity/usa/tick/spy/20131007_trade.zip")
+    first = row_at(trades, 0)       # 14400464,1674100,100,P,20002000,0 -> 04:00:00.464 EDT
     assert (first["ts"], first["price"], first["size"], first["venue"], first["conditions"]) == \
         (1381132800464000000, "167.41", "100", "P", ["20002000"])
     assert first["seq"] == 15985 * lean.SEQ_DAY + 1               # 2013-10-07 is day 15985
-    assert rows[-1]["ts"] == ns(datetime(2013, 10, 7, 23, 59, 59, 536000, tzinfo=UTC))  # 19:59:59.536 EDT
+    assert row_at(trades, -1)["ts"] == ns(datetime(2013, 10, 7, 23, 59, 59, 536000, tzinfo=UTC))  # 19:59:59.536 EDT
     bars, _ = collect_rows(shared_data / "lean/equity/usa/daily/spy.zip")
     assert bars[0]["ts"] == ns(datetime(1998, 1, 2, 5, tzinfo=UTC))       # 00:00 EST
     assert (bars[0]["open"], bars[0]["volume"], bars[0]["interval"]) == ("97.31", "2150000", "1d")
@@ -169,13 +188,13 @@ def test_seq_rule_spans_days_and_resolutions(shared_data):
               "minute/spy/20131007_trade.zip": 2}
     seen = set()
     for rel, slot in expect.items():
-        rows, _ = collect_rows(data / rel)
-        assert [r["seq"] for r in rows[:3]] == [day7 * lean.SEQ_DAY + slot * lean.SEQ_SLOT + i for i in (1, 2, 3)]
-        seqs = {r["seq"] for r in rows}
-        assert not seqs & seen
-        seen |= seqs
-    day8, _ = collect_rows(data / "tick/spy/20131008_trade.zip")
-    assert day8[0]["seq"] == (day7 + 1) * lean.SEQ_DAY + 1
+        table, _ = read_table(data / rel)
+        seqs = table.column("seq").to_pylist()
+        assert seqs[:3] == [day7 * lean.SEQ_DAY + slot * lean.SEQ_SLOT + i for i in (1, 2, 3)]
+        assert not set(seqs) & seen
+        seen |= set(seqs)
+    day8, _ = read_table(data / "tick/spy/20131008_trade.zip")
+    assert day8.column("seq")[0].as_py() == (day7 + 1) * lean.SEQ_DAY + 1
     daily, _ = collect_rows(data / "daily/spy.zip")
     d = (date(1998, 1, 2) - date(1970, 1, 1)).days
     assert daily[0]["seq"] == d * lean.SEQ_DAY + 4 * lean.SEQ_SLOT + 1     # row 1 of its own date
@@ -265,7 +284,7 @@ def test_directory_reads_every_zip_in_path_order(shared_data):
     files = lean.find_files(root)
     assert [f.relative_to(root).as_posix() for f in files] == sorted(rel for rel, *_ in SAMPLES)
     rows = sum(t.num_rows for _, t in lean.read(root))
-    assert rows == sum(len(csv_rows(root / rel)) for rel, *_ in SAMPLES)
+    assert rows == sum(count_rows(root / rel) for rel, *_ in SAMPLES)
 
 
 def test_symbol_and_source_overrides(shared_data):
