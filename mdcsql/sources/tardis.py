@@ -3,8 +3,9 @@
 One file is one data type (told apart by its header line), plain or gzip/zstd-compressed, and
 usually one symbol. Timestamps are UNIX microseconds (`timestamp` = exchange time → `ts`,
 `local_timestamp` = Tardis' receive time → `recv_ts`). Tardis has no sequence numbers, so `seq`
-is a deterministic per-file ordinal: ``day × 10¹² + n``, where `day` is the UTC day number of the
-file's first row and `n` counts the events of each symbol from 1 (see docs/sources-feeds.md).
+is a deterministic per-file ordinal: ``day × 10¹² + N × 10⁹ + n``, where `day` is the UTC day number
+of the file's first row, `N` the depth of a book_snapshot_N file (0 for the other types) and `n`
+counts the events of each symbol from 1 (see docs/sources-feeds.md for why).
 
     for asset_class, table in tardis.read(Path("bitmex_trades_XBTUSD.csv")):
         writer.append_table(table)
@@ -46,6 +47,7 @@ _TRADE_COLS = {"ts": "timestamp", "recv_ts": "local_timestamp", "trade_id": "id"
                "venue": "exchange", "price": "price", "side": "side", "symbol": "symbol"}
 _QUOTE_COLS = {"ts": "timestamp", "recv_ts": "local_timestamp", "bid_size": "bid_amount", "ask_size": "ask_amount",
                "bid_price": "bid_price", "ask_price": "ask_price", "venue": "exchange", "symbol": "symbol"}
+SEQ_KIND = 10**9         # seq = day × 10¹² + N × 10⁹ + ordinal (N: book_snapshot depth, else 0)
 MIN_US = 10**14          # µs timestamps below this (before 1973) are seconds or milliseconds by mistake
 MAX_US = (2**63 - 1) // NS_PER_US
 
@@ -174,13 +176,21 @@ def _ordinals(sym_col: pa.Array, counters: dict, base: int) -> pa.Array:
     if len(uniq) == 1:
         start = counters.get(uniq[0], 0)
         counters[uniq[0]] = start + n
+        _check_ordinal(start + n)
         return pa.array(np.arange(base + start + 1, base + start + n + 1, dtype=np.int64))
     out = np.empty(n, dtype=np.int64)
     for i, s in enumerate(sym_col.to_pylist()):
         c = counters.get(s, 0) + 1
         counters[s] = c
         out[i] = base + c
+    _check_ordinal(max(counters.values()))
     return pa.array(out)
+
+
+def _check_ordinal(n: int) -> None:
+    if n >= SEQ_KIND:
+        raise InputError(f"more than {SEQ_KIND - 1} events of one symbol in one file: the seq scheme "
+                         f"(day × 10^12 + N × 10^9 + ordinal) cannot number them")
 
 
 def _us(text: str, column: str) -> int:
@@ -275,8 +285,10 @@ def _read_snapshots(path, header, symbol, source, stats) -> Iterator[tuple[str, 
             note_skip(stats, "book_snapshot row with no levels")
             continue
         if base is None:
-            base = day_seq_base(ts)
+            base = day_seq_base(ts) + n * SEQ_KIND
         c = counters[row[1]] = counters.get(row[1], 0) + 1
+        if c >= SEQ_KIND:
+            _check_ordinal(c)
         if stats is not None:
             stats.events += 1
         if out.add({"type": "L2Snapshot", "symbol": sym, "source": source, "ts": ts, "recv_ts": recv,
@@ -313,6 +325,8 @@ def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str,
             note_skip(stats, "incremental_book_L2 group leaving an empty book")
             return False
         state.count += 1
+        if state.count >= SEQ_KIND:
+            _check_ordinal(state.count)
         event["seq"] = base + state.count
         if stats is not None:
             stats.events += 1
