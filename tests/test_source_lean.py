@@ -389,6 +389,19 @@ def test_not_a_zip_and_corrupt_zip(tmp_path):
     assert err.file == str(good)
 
 
+def test_a_damaged_zip_in_a_directory_is_reported_not_skipped(tmp_path):
+    write_zip(tmp_path / "equity/usa/minute/spy/20131007_trade.zip", ["14400000,1,1,1,1,1"])
+    bad = tmp_path / "equity/usa/minute/spy/20131008_trade.zip"
+    bad.write_bytes(b"garbage")
+    (tmp_path / "equity/usa/minute/spy/notes.zip").write_bytes(b"garbage")     # not Lean-shaped: ignored
+    assert lean.find_files(tmp_path) == [bad.parent / "20131007_trade.zip", bad]
+    got = []
+    with pytest.raises(InputError) as info:
+        for _, table in lean.read(tmp_path):
+            got.append(table.num_rows)
+    assert got == [1] and info.value.file == str(bad)
+
+
 def test_two_csv_members_are_refused(tmp_path):
     path = tmp_path / "equity/usa/daily/spy.zip"
     path.parent.mkdir(parents=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -172,9 +173,13 @@ def detect(path) -> bool:
 
 
 def find_files(directory) -> list[Path]:
-    """Every Lean zip `detect` accepts under `directory`, sorted by path."""
+    """Every file under `directory` named like a supported Lean zip, sorted by path.
+
+    The path shape decides, not the zip magic: a damaged zip is read and reported, never skipped.
+    """
     directory = Path(directory)
-    return sorted((p for p in directory.rglob("*") if p.is_file() and detect(p)), key=lambda p: p.as_posix())
+    return sorted((p for p in directory.rglob("*.[zZ][iI][pP]") if p.is_file() and parse_path(p) is not None),
+                  key=lambda p: p.as_posix())
 
 
 # ---- reading --------------------------------------------------------------------------------
@@ -254,17 +259,14 @@ def read_file(lf: LeanFile, *, symbol: str | None = None, source: str = DEFAULT_
                         pending, pending_rows = ([rest], rest.num_rows) if rest.num_rows else ([], 0)
                 if invalid:
                     raise _invalid_row_error(invalid[0], columns, file)
+    except FileNotFoundError:
+        raise NotFoundError(f"{file} does not exist") from None
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise NotFoundError(f"{file} does not exist") from None
         raise InputError(f"unreadable zip: {exc}", file=file) from None
+    except zlib.error as exc:
+        raise InputError(f"corrupt zip data: {exc}", file=file) from None
     except pa.ArrowInvalid as exc:
         raise InputError(f"unreadable CSV: {exc}", file=file) from None
-    except Exception as exc:
-        import zlib
-        if isinstance(exc, zlib.error):
-            raise InputError(f"corrupt zip data: {exc}", file=file) from None
-        raise
     if pending_rows:
         yield _finish(lf, pa.concat_tables(pending), source, file)
 
