@@ -152,6 +152,14 @@ def run(source, srv: ReplayServer, archive_root: Path | None = None, *, timeout:
     return events
 
 
+def client_messages(srv: ReplayServer, conn: int, n: int) -> list[str]:
+    """The messages a client sent on connection `conn`, once at least `n` reached the server."""
+    deadline = time.monotonic() + 5
+    while len(srv.client_messages[conn]) < n and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return list(srv.client_messages[conn])
+
+
 def sql(root: Path, query: str, params=None) -> list[tuple]:
     with Catalog.open(root, read_only=True) as cat:
         return cat.query(query, params).rows
@@ -195,7 +203,7 @@ def test_coinbase_stores_every_trade_of_the_capture(shared_data, tmp_path):
         src = coinbase(shared_data, srv)
         events = run(src, srv, tmp_path / "a")
         # the subscribe messages are byte-for-byte those of the capture
-        assert srv.client_messages[0] == sent_lines(path)
+        assert client_messages(srv, 0, 3) == sent_lines(path)
     assert src.stats.errors == 0 and src.stats.gaps == [] and src.stats.reconnects == 0
     assert src.stats.messages == 9946
     rows = sql(tmp_path / "a", "SELECT symbol, trade_id, price, size, side, seq, ts FROM trades WHERE source = ?",
@@ -256,7 +264,7 @@ def test_coinbase_forced_disconnect_reconnects_resubscribes_and_loses_no_trade(s
         src = coinbase(shared_data, srv)
         events = run(src, srv, tmp_path / "a")
         assert srv.connections == 2
-        assert srv.client_messages[1][:3] == sent_lines(path)    # subscribed again
+        assert client_messages(srv, 1, 3)[:3] == sent_lines(path)    # subscribed again
     assert src.stats.reconnects == 1 and src.stats.gaps == [] and src.stats.errors == 0
     assert src.duplicates > 0                                    # the replayed start was recognised
     status = [e["status"] for e in events if e["type"] == "Heartbeat" and e["symbol"] == "*"]
@@ -279,7 +287,7 @@ def test_coinbase_skipped_match_is_a_gap_and_rebuilds_that_book(shared_data):
     with ReplayServer(path, skip_lines={no}) as srv:
         src = coinbase(shared_data, srv)
         events = run(src, srv)
-        later = srv.client_messages[0][3:]
+        later = client_messages(srv, 0, 5)[3:]
     tid = skipped["trade_id"]
     assert src.stats.gaps == [{"symbol": "SKL-USD", "expected": tid, "got": tid + 1, "field": "trade_id",
                                "channel": "matches", "missing": [tid, tid]}]
@@ -376,7 +384,7 @@ def test_bitmex_stores_every_trade_of_the_capture(shared_data, tmp_path):
     with ReplayServer(path) as srv:
         src = bitmex(shared_data, srv)
         events = run(src, srv, tmp_path / "a")
-        assert srv.client_messages[0] == sent_lines(path)
+        assert client_messages(srv, 0, 3) == sent_lines(path)
     assert src.stats.errors == 0 and src.stats.gaps == [] and src.stats.messages == 2120
     rows = sql(tmp_path / "a", "SELECT trade_id, symbol, price, size, side, ts FROM trades WHERE source = ?",
                ["bitmex"])
@@ -406,7 +414,7 @@ def test_bitmex_forced_disconnect_reconnects_resubscribes_and_loses_no_trade(sha
     with ReplayServer(path, drop_after=1000) as srv:
         src = bitmex(shared_data, srv)
         events = run(src, srv, tmp_path / "a")
-        assert srv.connections == 2 and srv.client_messages[1][:3] == sent_lines(path)
+        assert srv.connections == 2 and client_messages(srv, 1, 3)[:3] == sent_lines(path)
     assert src.stats.reconnects == 1 and src.stats.gaps == [] and src.stats.errors == 0
     rows = sql(tmp_path / "a", "SELECT trade_id FROM trades")
     assert sorted(r[0] for r in rows) == sorted(bitmex_trades(path))
@@ -434,7 +442,7 @@ def test_bitmex_bad_messages_and_an_out_of_sync_book(shared_data, tmp_path):
     with ReplayServer(bad) as srv:
         src = bitmex(shared_data, srv)
         events = run(src, srv)
-        later = srv.client_messages[0][3:]
+        later = client_messages(srv, 0, 5)[3:]
     assert src.stats.errors == len(bad_msgs)
     assert any("unknown order-book id 1" in s for s in src.stats.error_samples)
     assert [json.loads(t) for t in later] == [{"op": "unsubscribe", "args": ["orderBookL2:XBTUSD"]},

@@ -177,6 +177,7 @@ class WebSocketSource(Source):
         self._thread: threading.Thread | None = None
         self._l2: dict[str, _L2State] = {}
         self._conn_no = 0
+        self._connected = False
 
     # ---------------------------------------------------------------- subclass hooks
     def subscribe_messages(self) -> list[str]:
@@ -269,6 +270,7 @@ class WebSocketSource(Source):
                     self.last_connect_error = f"{type(exc).__name__}: {exc}"
                     self._stop.wait(next(delays))
                     continue
+                self._connected = True
                 self._conn_no += 1
                 if self._conn_no > 1:
                     self.stats.reconnects += 1
@@ -284,11 +286,7 @@ class WebSocketSource(Source):
                         last_rx = time.monotonic()
                         pinged = False
                         while not self._stop.is_set():
-                            try:
-                                while True:
-                                    ws.send(self._outbox.get_nowait())
-                            except queue.Empty:
-                                pass
+                            self._send_outbox(ws)
                             try:
                                 raw = ws.recv(timeout=0.25)
                             except TimeoutError:
@@ -308,10 +306,13 @@ class WebSocketSource(Source):
                                 raw = raw.decode("utf-8", "replace")
                             if not self._put(("msg", recv_ns, raw)):
                                 break
+                        self._send_outbox(ws)        # requests made while the last messages were parsed
                 except ConnectionClosed as exc:
                     reason = f"connection closed ({exc})"
                 except Exception as exc:             # a socket error mid-stream: reconnect
                     reason = f"{type(exc).__name__}: {exc}"
+                finally:
+                    self._connected = False
                 if self._stop.is_set():
                     break
                 self._put(("down", time.time_ns(), reason))
@@ -323,6 +324,14 @@ class WebSocketSource(Source):
                 self._queue.put_nowait(("end", time.time_ns(), None))
             except queue.Full:
                 pass
+
+    def _send_outbox(self, ws) -> None:
+        while True:
+            try:
+                text = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            ws.send(text)
 
     # ---------------------------------------------------------------- the caller's side
     def _dispatch(self, item, out: list) -> bool:
@@ -372,8 +381,10 @@ class WebSocketSource(Source):
                         yield out
                     if self.idle_stop_s is not None and time.monotonic() - last_item >= self.idle_stop_s:
                         self._stop.set()
-                    if self._stop.is_set() and (self._thread is None or not self._thread.is_alive()) \
-                            and self._queue.empty():
+                    # stopped, and nothing more can arrive: the client thread is gone, or it is
+                    # between connections (a connect attempt may block for `open_timeout_s`)
+                    if self._stop.is_set() and self._queue.empty() and \
+                            (not self._connected or self._thread is None or not self._thread.is_alive()):
                         break
                     continue
                 last_item = time.monotonic()
@@ -407,7 +418,7 @@ class WebSocketSource(Source):
     def close(self) -> None:
         self._stop.set()
         if self._thread is not None:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=5)
 
 
 def _is_loopback_url(url: str) -> bool:
