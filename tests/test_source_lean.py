@@ -249,6 +249,20 @@ def test_daily_rows_across_dst(tmp_path):
     assert rows[0]["symbol"] == "ABC"
 
 
+def test_hour_file_seq_ranks_continue_across_csv_blocks(tmp_path, monkeypatch):
+    """Rows of one date split over two CSV blocks still get ranks 1..n of that date."""
+    monkeypatch.setattr(lean, "_BLOCK_SIZE", 256)
+    lines = [f"201804{d:02d} {h:02d}:00,1,1,1,1,1" for d in (3, 4, 5) for h in range(24)]
+    path = write_zip(tmp_path / "crypto/coinbase/hour/btcusd_trade.zip", lines)
+    table, batches = read_table(path)
+    assert len(batches) == 1 and table.num_rows == 72
+    seqs = table.column("seq").to_pylist()
+    base = {d: (date(2018, 4, d) - date(1970, 1, 1)).days * lean.SEQ_DAY + 3 * lean.SEQ_SLOT for d in (3, 4, 5)}
+    assert seqs == [base[d] + h + 1 for d in (3, 4, 5) for h in range(24)]
+    assert table.column("ts").to_pylist() == [ns(datetime(2018, 4, d, h, tzinfo=UTC)) for d in (3, 4, 5)
+                                              for h in range(24)]
+
+
 def test_crypto_is_utc(shared_data):
     rows, _ = collect_rows(shared_data / "lean/crypto/coinbase/minute/btcusd/20180404_trade.zip")
     assert rows[0]["ts"] == ns(datetime(2018, 4, 4, tzinfo=UTC))

@@ -242,9 +242,10 @@ def read_file(lf: LeanFile, *, symbol: str | None = None, source: str = DEFAULT_
                     convert_options=pacsv.ConvertOptions(column_types={c: pa.string() for c in columns},
                                                          strings_can_be_null=False))
                 first_line = 1
+                day_rows: dict[int, int] = {}       # hour/daily: rows seen per local date, across blocks
                 for batch in reader:
                     bad_line = invalid[0].number if invalid else None
-                    table = _convert(lf, batch, first_line, sym, bad_line)
+                    table = _convert(lf, batch, first_line, sym, bad_line, day_rows)
                     first_line += batch.num_rows
                     if invalid:
                         raise _invalid_row_error(invalid[0], columns, file)
@@ -336,7 +337,7 @@ def _matches(arr: pa.Array, regex: str) -> pa.Array:
 
 
 def _convert(lf: LeanFile, batch: pa.RecordBatch, first_line: int, symbol: str,
-             stop_line: int | None) -> pa.Table | None:
+             stop_line: int | None, day_rows: dict) -> pa.Table | None:
     """One CSV block -> a table in canonical field names (plus `_line`), or None if it held no rows."""
     n = batch.num_rows
     columns = COLUMNS[lf.kind]
@@ -356,7 +357,7 @@ def _convert(lf: LeanFile, batch: pa.RecordBatch, first_line: int, symbol: str,
             return None
     checks = _Checks(str(lf.path), lines, columns)
 
-    ts, seq = _times(lf, raw["time"], lines, checks)
+    ts, seq = _times(lf, raw["time"], lines, checks, day_rows)
     out: dict[str, pa.Array] = {"symbol": pa.repeat(pa.scalar(symbol, pa.string()), n)}
     kind = lf.kind
     if kind == "tick_trade":
@@ -491,8 +492,9 @@ def _second_part(parts: pa.Array) -> pa.Array:
 
 # ---- time ----------------------------------------------------------------------------------
 
-def _times(lf: LeanFile, col: pa.Array, lines: pa.Array, checks: _Checks) -> tuple[pa.Array, pa.Array]:
-    """(ts in UTC ns, seq) of one block."""
+def _times(lf: LeanFile, col: pa.Array, lines: pa.Array, checks: _Checks,
+           day_rows: dict) -> tuple[pa.Array, pa.Array]:
+    """(ts in UTC ns, seq) of one block; `day_rows` carries the rows per date of earlier blocks."""
     slot = RESOLUTIONS[lf.resolution][1]
     n = len(col)
     if lf.day is not None:                    # tick/second/minute: ms since midnight of the file's date
@@ -514,13 +516,18 @@ def _times(lf: LeanFile, col: pa.Array, lines: pa.Array, checks: _Checks) -> tup
     ms = (wall_s % 86_400) * 1000
     offsets = _wall_offsets_ns(lf.tz, days, ms)
     ts = wall_s * 1_000_000_000 - offsets
-    # seq row = rank of the row among the rows of its date, in file order
+    # seq row = rank of the row among the rows of its date in the file (file order, across blocks)
     order = np.argsort(days, kind="stable")
     sorted_days = days[order]
     starts = np.r_[0, np.flatnonzero(np.diff(sorted_days)) + 1]
     rank = np.empty(n, dtype=np.int64)
     group_start = np.repeat(starts, np.diff(np.r_[starts, n]))
     rank[order] = np.arange(n) - group_start + 1
+    uniq, inverse, counts = np.unique(days, return_inverse=True, return_counts=True)
+    before = np.array([day_rows.get(d, 0) for d in uniq.tolist()], dtype=np.int64)
+    rank += before[inverse]
+    for d, b, c in zip(uniq.tolist(), before.tolist(), counts.tolist()):
+        day_rows[d] = b + c
     seq = days * SEQ_DAY + slot * SEQ_SLOT + rank
     return pa.array(ts, pa.int64()), pa.array(seq, pa.int64())
 
