@@ -244,24 +244,37 @@ def text_lines(binary: BinaryIO) -> io.TextIOWrapper:
 
 
 class Batcher:
-    """Collects canonical event dicts of one type and turns them into validated Arrow tables."""
+    """Collects canonical event dicts of one type, column by column, into canonical Arrow tables.
 
-    __slots__ = ("etype", "schema", "rows", "size")
+    The values must already be canonical (the readers validate every price and size as they parse
+    it, and `tests/test_source_feeds.py` checks `normalize(e) == e` for every event), so the table
+    is built with `arrow_schema(type)` directly: `normalize_table` costs ≈ 13 µs per 20-level
+    L2Snapshot, and the writer's `append_table` runs it again anyway.
+    """
+
+    __slots__ = ("etype", "schema", "cols", "names", "n", "size")
 
     def __init__(self, etype: str, size: int = 8192) -> None:
-        self.etype, self.size, self.rows = etype, size, []
+        self.etype, self.size, self.n = etype, size, 0
         self.schema = ev.arrow_schema(etype)
+        self.names = tuple(self.schema.names)
+        self.cols = {name: [] for name in self.names}
 
     def add(self, event: dict) -> bool:
-        """Keep `event`; True when a batch is full (call `take`)."""
-        self.rows.append(event)
-        return len(self.rows) >= self.size
+        """Keep `event` (a canonical dict of this type); True when a batch is full (call `take`)."""
+        cols = self.cols
+        for name in self.names:
+            cols[name].append(event[name])
+        self.n += 1
+        return self.n >= self.size
 
     def take(self) -> pa.Table | None:
-        if not self.rows:
+        if not self.n:
             return None
-        rows, self.rows = self.rows, []
-        return ev.normalize_table(pa.Table.from_pylist(rows, schema=self.schema), type=self.etype)
+        table = pa.table(self.cols, schema=self.schema)
+        self.cols = {name: [] for name in self.names}
+        self.n = 0
+        return table
 
 
 def where(err: InputError, file: str, line: int | None, field: str | None = None) -> InputError:
