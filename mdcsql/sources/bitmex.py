@@ -31,7 +31,8 @@ from collections import OrderedDict
 from decimal import Decimal
 
 from mdcsql import events as ev
-from mdcsql.sources.coinbase import PriceBook, WebSocketSource, _decode, check_decimal
+from mdcsql.sources.book import OrderBook
+from mdcsql.sources.coinbase import WebSocketSource, _decode, check_decimal
 
 __all__ = ["BitmexSource"]
 
@@ -41,14 +42,14 @@ _SEEN_TRADES = 20_000          # trdMatchIDs remembered per symbol for duplicate
 
 
 class _IdBook:
-    """BitMEX order-book entries by id, aggregated into a `PriceBook` of price levels."""
+    """BitMEX order-book entries by id, aggregated into an `OrderBook` of price levels."""
 
     __slots__ = ("entries", "totals", "levels")
 
     def __init__(self) -> None:
         self.entries: dict[int, tuple[bool, Decimal, str, Decimal]] = {}   # id -> (is_bid, price, text, size)
         self.totals: dict[tuple[bool, Decimal], list] = {}                  # (is_bid, price) -> [text, size, n]
-        self.levels = PriceBook()
+        self.levels = OrderBook()
 
     def clear(self) -> None:
         self.entries.clear()

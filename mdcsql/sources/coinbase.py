@@ -1,9 +1,9 @@
 """Coinbase Exchange public websocket feed → canonical events (no API key).
 
 Also home of the machinery both live websocket adapters share (``WebSocketSource``: the client
-thread, reconnect with jittered exponential backoff, resubscription, batching, error counting;
-``PriceBook``: a price-level book that yields top-N `L2Snapshot` levels).  `bitmex.py` imports
-them from here.  See docs/sources-live.md for every decision (taker side, gaps, heartbeats).
+thread, reconnect with jittered exponential backoff, resubscription, batching, error counting,
+top-N `L2Snapshot` emission from a `mdcsql.sources.book.OrderBook`).  `bitmex.py` imports it
+from here.  See docs/sources-live.md for every decision (taker side, gaps, heartbeats).
 
 Coinbase specifics:
 
@@ -31,8 +31,6 @@ import queue
 import random
 import threading
 import time
-from bisect import bisect_left, insort
-from decimal import Decimal
 from typing import Iterator
 
 import msgspec
@@ -40,8 +38,9 @@ import msgspec
 from mdcsql import events as ev
 from mdcsql.errors import InputError
 from mdcsql.sources.base import Source
+from mdcsql.sources.book import OrderBook
 
-__all__ = ["CoinbaseSource", "WebSocketSource", "PriceBook", "backoff_delays"]
+__all__ = ["CoinbaseSource", "WebSocketSource", "backoff_delays", "check_decimal"]
 
 _decode = msgspec.json.Decoder(float_hook=str).decode      # JSON numbers with a fraction stay text
 
@@ -58,47 +57,6 @@ def backoff_delays(min_s: float, max_s: float, *, rng: random.Random | None = No
         yield rng.uniform(d / 2, d)
         if d < max_s:
             k += 1
-
-
-class PriceBook:
-    """Price levels of one instrument, keyed by exact decimal price; keeps each side sorted.
-
-    ``set(is_bid, price, size)`` with canonical decimal text; a zero size deletes the level.
-    ``top(depth)`` → ``(bids, asks)`` as ``[price, size]`` text pairs, best level first.
-    """
-
-    __slots__ = ("_levels", "_keys")
-
-    def __init__(self) -> None:
-        self._levels: tuple[dict, dict] = ({}, {})   # asks, bids: Decimal price -> [price text, size text]
-        self._keys: tuple[list, list] = ([], [])     # sorted ascending
-
-    def clear(self) -> None:
-        for d in self._levels:
-            d.clear()
-        for k in self._keys:
-            k.clear()
-
-    def set(self, is_bid: bool, price: str, size: str) -> None:
-        side = 1 if is_bid else 0
-        levels, keys = self._levels[side], self._keys[side]
-        key = Decimal(price)
-        if Decimal(size) == 0:
-            if levels.pop(key, None) is not None:
-                del keys[bisect_left(keys, key)]
-            return
-        if key not in levels:
-            insort(keys, key)
-        levels[key] = [price, size]
-
-    def level_count(self, is_bid: bool) -> int:
-        return len(self._keys[1 if is_bid else 0])
-
-    def top(self, depth: int) -> tuple[list, list]:
-        asks, bids = self._levels
-        ak, bk = self._keys
-        return ([list(bids[k]) for k in reversed(bk[-depth:])] if depth else [],
-                [list(asks[k]) for k in ak[:depth]])
 
 
 def check_decimal(value, field: str, *, size: bool = False) -> str:
@@ -204,7 +162,7 @@ class WebSocketSource(Source):
         return {"type": etype, "symbol": symbol, "source": self.id, "ts": ts, "recv_ts": recv_ns, "seq": seq,
                 **fields}
 
-    def l2_changed(self, symbol: str, book: PriceBook, ts: int, recv_ns: int, out: list) -> None:
+    def l2_changed(self, symbol: str, book: OrderBook, ts: int, recv_ns: int, out: list) -> None:
         """Emit (into `out`) an L2Snapshot of `book` if its top levels changed, honouring the interval."""
         bids, asks = book.top(self.depth)
         st = self._l2.get(symbol)
@@ -491,7 +449,7 @@ class CoinbaseSource(WebSocketSource):
         self.products = list(products)
         self.channels = tuple(channels)
         self._l2_channel = next((c for c in self.channels if c in _L2_CHANNELS), None)
-        self.books: dict[str, PriceBook] = {}
+        self.books: dict[str, OrderBook] = {}
         self.live: set[str] = set()                 # products whose book is in sync (snapshot seen)
         self._trades: dict[str, _IdTracker] = {}
         self._ticker_seq: dict[str, int] = {}
@@ -601,7 +559,7 @@ class CoinbaseSource(WebSocketSource):
         asks = _levels(m.get("asks"), "asks")
         book = self.books.get(product)
         if book is None:
-            book = self.books[product] = PriceBook()
+            book = self.books[product] = OrderBook()
         book.clear()
         for p, s in bids:
             book.set(True, p, s)
