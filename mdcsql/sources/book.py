@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import BinaryIO, Iterable
 
+import numpy as np
 import pyarrow as pa
 
 from mdcsql import events as ev
@@ -116,6 +117,15 @@ class OrderBook:
         if key not in levels:
             insort(keys, key)
         levels[key] = [price, size]
+
+    set = update            # the spelling of coinbase.PriceBook, so the live adapters can switch to this class
+
+    def top(self, depth: int | None = None) -> tuple[list[list[str]], list[list[str]]]:
+        """(bids, asks) of the best `depth` levels each (coinbase.PriceBook's `top`)."""
+        return self.bids(depth), self.asks(depth)
+
+    def level_count(self, is_bid: bool) -> int:
+        return len(self._bid_keys if is_bid else self._ask_keys)
 
     def load(self, bids: Iterable, asks: Iterable) -> None:
         """Replace the whole book with the given [price, size] levels (zero sizes are skipped)."""
@@ -249,32 +259,55 @@ class Batcher:
     The values must already be canonical (the readers validate every price and size as they parse
     it, and `tests/test_source_feeds.py` checks `normalize(e) == e` for every event), so the table
     is built with `arrow_schema(type)` directly: `normalize_table` costs ≈ 13 µs per 20-level
-    L2Snapshot, and the writer's `append_table` runs it again anyway.
+    L2Snapshot, and the writer's `append_table` runs it again anyway. Level lists (`bids`, `asks`)
+    are kept flat (strings + offsets) and become a list<list<string>> column without per-level
+    Python conversion.
     """
 
-    __slots__ = ("etype", "schema", "cols", "names", "n", "size")
+    __slots__ = ("etype", "schema", "cols", "names", "levels", "n", "size")
 
     def __init__(self, etype: str, size: int = 8192) -> None:
         self.etype, self.size, self.n = etype, size, 0
         self.schema = ev.arrow_schema(etype)
-        self.names = tuple(self.schema.names)
+        self.levels = tuple(f for f in ("bids", "asks") if f in self.schema.names)
+        self.names = tuple(f for f in self.schema.names if f not in self.levels)
+        self._reset()
+
+    def _reset(self) -> None:
         self.cols = {name: [] for name in self.names}
+        for f in self.levels:
+            self.cols[f] = ([], [0])          # flat [price, size, price, size, ...], level offsets
+        self.n = 0
 
     def add(self, event: dict) -> bool:
         """Keep `event` (a canonical dict of this type); True when a batch is full (call `take`)."""
         cols = self.cols
         for name in self.names:
             cols[name].append(event[name])
+        for f in self.levels:
+            flat, offsets = cols[f]
+            levels = event[f]
+            for level in levels:
+                flat += level
+            offsets.append(offsets[-1] + len(levels))
         self.n += 1
         return self.n >= self.size
 
     def take(self) -> pa.Table | None:
         if not self.n:
             return None
-        table = pa.table(self.cols, schema=self.schema)
-        self.cols = {name: [] for name in self.names}
-        self.n = 0
-        return table
+        arrays = []
+        for field in self.schema:
+            if field.name in self.levels:
+                flat, offsets = self.cols[field.name]
+                pairs = pa.ListArray.from_arrays(pa.array(np.arange(0, len(flat) + 1, 2, dtype=np.int32)),
+                                                 pa.array(flat, pa.string()))
+                arrays.append(pa.ListArray.from_arrays(pa.array(np.array(offsets, dtype=np.int32)), pairs,
+                                                       type=field.type))
+            else:
+                arrays.append(pa.array(self.cols[field.name], field.type))
+        self._reset()
+        return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
 def where(err: InputError, file: str, line: int | None, field: str | None = None) -> InputError:

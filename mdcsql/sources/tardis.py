@@ -314,13 +314,17 @@ def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str,
     out = Batcher("L2Snapshot")
     books: dict[str, _SymbolBook] = {}
     base = None
-    group = None            # (file symbol, timestamp µs) of the rows being collected
-    pending = None          # (state, ts ns, recv ns, venue, file symbol) of that group
+    group = None            # (file symbol, timestamp text) of the rows being collected
+    state = ts = None       # that group's book state and time (ns)
+    recv_text = venue = None
+    good_recv = None        # the last local_timestamp text that passed validation
+    prices: dict[str, str] = {}     # price text → canonical text (validated once)
+    sizes: dict[str, str] = {}      # amount text → canonical text (validated once, not negative)
     decimal_text = ev.decimal_text
 
     def emit():
-        state, ts, recv, venue, fsym = pending
-        event = state.book.l2_event(symbol or fsym, source, ts, recv_ts=recv, seq=None, venue=venue, depth=depth)
+        recv = int(recv_text) * NS_PER_US if recv_text else None
+        event = state.book.l2_event(symbol or group[0], source, ts, recv_ts=recv, seq=None, venue=venue, depth=depth)
         if event is None:
             note_skip(stats, "incremental_book_L2 group leaving an empty book")
             return False
@@ -335,42 +339,53 @@ def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str,
     for line, row in _rows(path, len(INCREMENTAL)):
         if stats is not None:
             stats.messages += 1
-        exchange, fsym, ts_text, recv_text, snap, side, p, a = row
+        exchange, fsym, ts_text, r_text, snap, side, p, a = row
         try:
-            key = (fsym, ts_text)
-            if key != group:
-                if pending is not None and emit():
+            if group is None or ts_text != group[1] or fsym != group[0]:
+                if group is not None and emit():
                     yield ASSET_CLASS, out.take()
                 ts = _us(ts_text, "timestamp") * NS_PER_US
                 if base is None:
                     base = day_seq_base(ts)
-                group = key
-            if not fsym and not symbol:
-                raise InputError("missing symbol", field="symbol")
-            recv = _us(recv_text, "local_timestamp") * NS_PER_US if recv_text else None
-            if snap not in ("true", "false"):
-                raise InputError(f"is_snapshot must be true or false, got {snap[:20]!r}", field="is_snapshot")
+                if not fsym and not symbol:
+                    raise InputError("missing symbol", field="symbol")
+                group = (fsym, ts_text)
+                state = books.get(fsym)
+                if state is None:
+                    state = books[fsym] = _SymbolBook()
+            if r_text != good_recv and r_text:
+                _us(r_text, "local_timestamp")
+                good_recv = r_text
             is_bid = _SIDES.get(side)
             if is_bid is None:
                 raise InputError(f"side must be bid or ask, got {side[:20]!r}", field="side")
-            price = decimal_text(p, "price")
-            size = decimal_text(a, "amount")
-            if size[0] == "-":
-                raise InputError(f"amount must not be negative, got {size}", field="amount")
+            price = prices.get(p)
+            if price is None:
+                price = decimal_text(p, "price")
+                if len(prices) > 1 << 16:
+                    prices.clear()
+                prices[p] = price
+            size = sizes.get(a)
+            if size is None:
+                size = decimal_text(a, "amount")
+                if size[0] == "-":
+                    raise InputError(f"amount must not be negative, got {size}", field="amount")
+                if len(sizes) > 1 << 16:
+                    sizes.clear()
+                sizes[a] = size
+            if snap == "true":
+                if state.snapshot_ts != ts_text:    # a new snapshot starts (file start or after a reconnection)
+                    state.book.clear()
+                    state.snapshot_ts = ts_text
+            elif snap == "false":
+                state.snapshot_ts = None
+            else:
+                raise InputError(f"is_snapshot must be true or false, got {snap[:20]!r}", field="is_snapshot")
         except InputError as exc:
             raise where(exc, str(path), line) from None
-        state = books.get(fsym)
-        if state is None:
-            state = books[fsym] = _SymbolBook()
-        if snap == "true":
-            if state.snapshot_ts != ts_text:    # a new snapshot starts (file start or after a reconnection)
-                state.book.clear()
-                state.snapshot_ts = ts_text
-        else:
-            state.snapshot_ts = None
         state.book.update(is_bid, price, size)
-        pending = (state, ts, recv, exchange or None, fsym)
-    if pending is not None:
+        recv_text, venue = r_text, exchange or None
+    if group is not None:
         emit()
     last = out.take()
     if last is not None:
