@@ -151,44 +151,73 @@ def _parse_start(text: str | None) -> int | None:
     raise click.BadParameter(f"{text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM (UTC)", param_hint="--start")
 
 
+def _parse_speed(text: str | None) -> float | None:
+    if text in (None, "", "max"):
+        return None
+    try:
+        speed = float(text)
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is neither 'max' nor a number", param_hint="--speed") from None
+    if speed <= 0:
+        raise click.BadParameter("must be > 0", param_hint="--speed")
+    return speed
+
+
 @cli.command()
 @click.argument("root", type=click.Path(file_okay=False))
-@click.option("--source", type=click.Choice(["sim"]), default="sim", show_default=True)
-@click.option("--symbols", default="AAPL,MSFT,SPY", show_default=True, help="Comma-separated symbols.")
+@click.option("--source", "kind", type=click.Choice(["sim", "replay", "coinbase", "bitmex"]), default="sim",
+              show_default=True, help="Where events come from.")
+@click.option("--symbols", help="Comma-separated symbols (sim; default AAPL,MSFT,SPY) or products "
+                                "(coinbase: BTC-USD,…; bitmex: XBTUSD,…).")
 @click.option("--events", type=click.IntRange(min=1), help="Stop after N events.")
 @click.option("--duration", help="Stop after this wall-clock time (e.g. 30s, 5m).")
-@click.option("--seed", type=int, default=42, show_default=True)
-@click.option("--start", help="Event time of the first event, UTC (YYYY-MM-DD[THH:MM]); default now.")
+@click.option("--seed", type=int, default=42, show_default=True, help="sim: random seed.")
+@click.option("--start", help="sim: event time of the first event, UTC (YYYY-MM-DD[THH:MM]); default now.")
 @click.option("--rate", type=float, default=5000.0, show_default=True,
-              help="With --duration: events per wall-clock second.")
+              help="sim with --duration: events per wall-clock second.")
+@click.option("--path", type=click.Path(exists=True), help="replay: a file or a directory of files.")
+@click.option("--speed", default="max", show_default=True, help="replay: 'max' or a multiple of real time (e.g. 10).")
+@click.option("--symbol", help="replay: store under this symbol instead of the file's.")
+@click.option("--format", "fmt", help="replay: lean, tardis, binance, bybit, dbn or jsonl (default: detected).")
+@click.option("--url", help="coinbase/bitmex: websocket URL (default: the exchange's public feed).")
+@click.option("--depth", type=int, default=10, show_default=True, help="Order-book levels in L2 snapshots.")
+@click.option("--source-id", help="Store under this source id instead of the adapter's default.")
+@click.option("--idle-stop", type=float, help="coinbase/bitmex: stop after this many seconds without a message.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def collect(root, source, symbols, events, duration, seed, start, rate, as_json):
+def collect(root, kind, symbols, events, duration, seed, start, rate, path, speed, symbol, fmt, url, depth,
+            source_id, idle_stop, as_json):
     """Collect events from a source into the archive (creating it if needed).
 
     Ctrl-C stops cleanly: everything acknowledged is sealed and catalogued.
 
     Example: mdcsql collect ./data --source sim --symbols AAPL,MSFT,SPY --events 100000 --seed 7 --start 2024-01-15
+
+    Example: mdcsql collect ./data --source replay --path spy/20131007_trade.zip --speed max
     """
     from mdcsql.archive import Archive
-    from mdcsql.collect import collect
-    from mdcsql.sources.sim import SimSource
-    if events is None and duration is None:
+    from mdcsql.collect import collect as run_collection
+    from mdcsql.sources import make_source
+    if kind == "sim" and events is None and duration is None:
         events = 10_000
     seconds = _parse_duration(duration) if duration else None
     archive = Archive.open(root) if (Path(root) / "_catalog" / "config.json").exists() else Archive.init(root)
-    symbol_list = [s.strip() for s in symbols.split(",") if s.strip()]
-    sources = [SimSource(symbol_list, seed=seed, start_ns=_parse_start(start), rate=rate if seconds else None)]
-    summary = collect(archive, sources, events=events, seconds=seconds,
-                      show_progress=_progress_enabled() and not as_json)
+    symbol_list = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
+    source = make_source(kind, symbols=symbol_list, seed=seed, start_ns=_parse_start(start),
+                         rate=rate if (kind == "sim" and seconds) else None, path=path, fmt=fmt, symbol=symbol,
+                         speed=_parse_speed(speed), url=url, depth=depth, source_id=source_id,
+                         idle_stop_s=idle_stop)
+    summary = run_collection(archive, [source], events=events, seconds=seconds,
+                             show_progress=_progress_enabled() and not as_json)
     if as_json:
         _echo_json(summary)
     else:
-        click.echo(f"collected {summary['events']:,} events from {source} in {summary['seconds']:.2f}s "
+        click.echo(f"collected {summary['events']:,} events from {kind} in {summary['seconds']:.2f}s "
                    f"({summary['events_per_second']:,.0f} events/s); sealed {summary['files_sealed']} files"
                    + (" (interrupted)" if summary["interrupted"] else ""))
         for sid, st in summary["sources"].items():
-            if st["errors"] or st["failure"]:
-                click.echo(f"source {sid}: {st['errors']} error(s)" + (f"; stopped: {st['failure']}" if st["failure"] else ""),
+            if st["errors"] or st["failure"] or st["reconnects"] or st["gaps"]:
+                click.echo(f"source {sid}: {st['errors']} error(s), {st['reconnects']} reconnect(s), "
+                           f"{st['gaps']} gap(s)" + (f"; stopped: {st['failure']}" if st["failure"] else ""),
                            err=True)
     if summary["failed"]:
         sys.exit(EXIT_FAILURE)
@@ -355,3 +384,7 @@ def main(argv=None) -> None:
         click.echo("interrupted", err=True)
         sys.exit(130)
     sys.exit(EXIT_OK)
+
+
+from mdcsql.cli_registry import symbols, sources  # noqa: E402
+cli.add_command(symbols); cli.add_command(sources)

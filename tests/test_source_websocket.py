@@ -512,3 +512,23 @@ def test_backoff_is_exponential_jittered_and_capped():
     caps = [min(30, 0.5 * 2 ** k) for k in range(12)]
     assert all(c / 2 <= g <= c for g, c in zip(got, caps))
     assert max(got) <= 30 and len(set(got)) == len(got)
+
+
+def test_cli_collect_from_a_websocket_feed(shared_data, tmp_path):
+    """`mdcsql collect --source bitmex --url …` against the local replay server: every trade stored."""
+    import subprocess
+    from conftest import PYTHON, python_env
+    root = tmp_path / "cli"
+    with ReplayServer(shared_data / BITMEX) as srv:
+        proc = subprocess.run([PYTHON, "-m", "mdcsql", "collect", str(root), "--source", "bitmex",
+                               "--symbols", ",".join(bitmex_symbols(shared_data / BITMEX)), "--url", srv.url,
+                               "--idle-stop", "2", "--json"], capture_output=True, text=True, env=python_env(),
+                              timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["sources"]["bitmex"]["errors"] == 0
+    expected = sum(1 for _, m in received(shared_data / BITMEX)
+                   if m.get("table") == "trade" and m.get("action") in ("partial", "insert")
+                   for _row in m.get("data", []))
+    with Catalog.open(root, read_only=True) as cat:
+        assert cat.query("SELECT count(*) FROM trades").rows == [(expected,)]
