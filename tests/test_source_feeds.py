@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -626,3 +627,123 @@ def test_order_book_matches_a_sorted_reference_under_random_updates():
             side[Decimal(price)] = [price, size]
     assert book.bids() == [ref[True][k] for k in sorted(ref[True], reverse=True)]
     assert book.asks() == [ref[False][k] for k in sorted(ref[False])]
+
+
+# ---- DBN: the vectorised path against DBNDecoder record by record -------------------------------
+def _dbn_parts(path: Path) -> tuple[bytes, bytes]:
+    raw = path.read_bytes()
+    length = int.from_bytes(raw[4:8], "little")
+    return raw[:8 + length], raw[8 + length:]
+
+
+def _both_paths(path: Path, monkeypatch, **kw) -> tuple[list, list, dict, dict]:
+    fast_stats, slow_stats = ReplayStats(), ReplayStats()
+    with monkeypatch.context() as m:
+        m.setattr(dbn, "_slow_tables", None)                  # the vectorised path must do it all
+        fast = events_of(dbn, path, stats=fast_stats, **kw)[1]
+    with monkeypatch.context() as m:
+        m.setattr(dbn._Context, "vectorised", False)
+        m.setattr(dbn, "_fast_tables", None)
+        slow = events_of(dbn, path, stats=slow_stats, **kw)[1]
+    return fast, slow, fast_stats.to_dict(), slow_stats.to_dict()
+
+
+def _by_type(events):
+    out = {}
+    for e in events:
+        out.setdefault(e["type"], []).append(e)
+    return out
+
+
+@pytest.mark.parametrize("schema, n", [("mbo", 50_000), ("mbp-10", 7_000), ("mbp-1", 30_000), ("trades", 30_000),
+                                       ("ohlcv-1m", 5_000)])
+def test_dbn_vectorised_path_equals_the_decoder(shared_data, tmp_path, monkeypatch, schema, n):
+    """Crafted records (every action and side, undefined prices and levels, bad ts_recv flags,
+    negative prices, several chunks) read both ways give the same events and the same skips."""
+    import zstandard
+    rng = np.random.default_rng(11)
+    head, body = _dbn_parts(shared_data / DB / f"test_data.{schema}.dbn")
+    dtype = dbn._LAYOUTS[schema][0]
+    base = np.frombuffer(body, dtype)
+    recs = np.resize(base, n).copy()
+    recs["ts_event"] = base["ts_event"][0] + np.sort(rng.integers(0, 3_600_000_000_000, n)).astype(np.uint64)
+    undef = np.int64(2**63 - 1)
+    if schema.startswith("ohlcv"):
+        for f in ("open", "high", "low", "close"):
+            recs[f] = rng.integers(-10**13, 10**15, n)
+        recs["volume"] = rng.integers(0, 10**6, n)
+    else:
+        recs["ts_recv"] = recs["ts_event"] + rng.integers(1000, 10**6, n).astype(np.uint64)
+        recs["ts_recv"][rng.random(n) < 0.01] = np.uint64(2**64 - 1)
+        recs["flags"] = rng.choice(np.array([0, 8, 128, 136, 130], np.uint8), n)
+        recs["sequence"] = np.arange(n, dtype=np.uint32) + 1000
+        recs["side"] = rng.choice(np.frombuffer(b"ABN", np.uint8), n)
+        recs["price"] = rng.integers(-10**11, 10**13, n) // 250_000_000 * 250_000_000
+        recs["size"] = rng.integers(0, 500, n)
+        actions = b"AMCFRTN" if schema == "mbo" else b"AMCT"
+        recs["action"] = rng.choice(np.frombuffer(actions, np.uint8), n)
+        if schema == "mbo":
+            recs["order_id"] = rng.integers(0, 2**63, n, dtype=np.uint64)
+            recs["price"][recs["action"] == ord("R")] = undef
+        if "levels" in dtype.names:
+            lv = recs["levels"]
+            k = lv.shape[1]
+            for side in ("bid", "ask"):
+                px = 3720 * 10**9 + rng.integers(-40, 40, (n, k)) * 250_000_000
+                cut = rng.integers(0, k + 1, n)                     # levels beyond `cut` are undefined
+                px[np.arange(k)[None, :] >= cut[:, None]] = undef
+                lv[f"{side}_px"] = px
+                lv[f"{side}_sz"] = rng.integers(1, 100, (n, k))
+    plain = tmp_path / f"crafted.{schema}.dbn"
+    plain.write_bytes(head + recs.tobytes())
+    packed = tmp_path / f"crafted.{schema}.dbn.zst"
+    packed.write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
+    fast, slow, fast_stats, slow_stats = _both_paths(plain, monkeypatch, depth=7)
+    assert _by_type(fast) == _by_type(slow) and fast_stats == slow_stats
+    assert fast_stats["messages"] == n and len(fast) > 0
+    assert _by_type(events_of(dbn, packed, depth=7)[1]) == _by_type(fast)
+    if schema == "mbo":
+        assert {e["action"] for e in fast if e["type"] == "OrderFlow"} == {"add", "modify", "cancel", "fill", "clear"}
+        assert {"Trade", "OrderFlow"} == set(_by_type(fast)) and fast_stats["skipped"]["mbo record with action N"] > 0
+        assert any(e["price"] is None for e in fast if e.get("action") == "clear")
+    if schema in ("mbp-1", "mbp-10"):
+        assert "Trade" in _by_type(fast) and sum(fast_stats["skipped"].values()) > 0
+    if schema != "ohlcv-1m":
+        assert any(e["recv_ts"] is None for e in fast) and any(e["price"].startswith("-") for e in fast
+                                                               if e["type"] == "Trade")
+
+
+def test_dbn_symbols_by_date_and_unmapped_instruments(shared_data, tmp_path, monkeypatch):
+    import datetime as dt
+    import databento_dbn
+
+    class Interval:
+        def __init__(self, start, end, symbol):
+            self.start_date, self.end_date, self.symbol = start, end, symbol
+
+    class Mapping:
+        def __init__(self, raw, intervals):
+            self.raw_symbol, self.intervals = raw, intervals
+
+    meta = databento_dbn.Metadata(
+        dataset="GLBX.MDP3", start=1609113600 * 10**9, end=1609286400 * 10**9, schema=databento_dbn.Schema.TRADES,
+        stype_in=databento_dbn.SType.RAW_SYMBOL, stype_out=databento_dbn.SType.INSTRUMENT_ID,
+        symbols=["ESH1", "ESM1"], version=2,
+        mappings=[Mapping("ESH1", [Interval(dt.date(2020, 12, 28), dt.date(2020, 12, 29), "5482")]),
+                  Mapping("ESM1", [Interval(dt.date(2020, 12, 29), dt.date(2020, 12, 30), "5482")])])
+    _, body = _dbn_parts(shared_data / DB / "test_data.trades.dbn")
+    recs = np.frombuffer(body, dbn._LAYOUTS["trades"][0]).copy()
+    recs = np.concatenate([recs, recs])
+    recs["ts_event"][2:] += np.uint64(86_400 * 10**9)            # the next UTC day: the other contract
+    path = tmp_path / "two-days.dbn"
+    path.write_bytes(meta.encode() + recs.tobytes())
+    fast, slow, _, _ = _both_paths(path, monkeypatch)
+    assert [e["symbol"] for e in fast] == [e["symbol"] for e in slow] == ["ESH1", "ESH1", "ESM1", "ESM1"]
+    recs["ts_event"][3] += np.uint64(86_400 * 10**9)              # a day with no mapping
+    path.write_bytes(meta.encode() + recs.tobytes())
+    for vectorised in (True, False):
+        with monkeypatch.context() as m:
+            m.setattr(dbn._Context, "vectorised", vectorised)
+            with pytest.raises(InputError, match="no symbol mapping for instrument_id 5482 on 2020-12-30") as info:
+                list(dbn.read(path))
+        assert (info.value.line, info.value.field) == (4, "instrument_id")

@@ -27,11 +27,12 @@ import re
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError, NotFoundError
-from mdcsql.sources.book import ReplayStats, note_skip
+from mdcsql.sources.book import ReplayStats, head_bytes, note_skip, open_binary
 
 FORMAT = "dbn"
 DEFAULT_SOURCE = "databento"
@@ -84,61 +85,68 @@ _px_cache: dict[int, str] = {}
 
 
 # ---- files --------------------------------------------------------------------------------------
-def _is_zstd(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == _ZSTD
-
-
 def detect(path: Path) -> bool:
-    """True for a DBN stream: `DBN` + version 1–3, plain or inside a zstd frame."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-            if head == _ZSTD:
-                import zstandard
-                f.seek(0)
-                with zstandard.ZstdDecompressor().stream_reader(f) as z:
-                    head = z.read(4)
-    except Exception:
-        return False
+    """True for a DBN stream: `DBN` + version 1–3, plain or compressed (zstd, gzip)."""
+    head = head_bytes(Path(path), 4)
     return len(head) == 4 and head[:3] == b"DBN" and 1 <= head[3] <= 3
 
 
-def _records(path: Path, stats) -> Iterator[list]:
-    """Lists of decoded records, chunk by chunk; the first list starts with the Metadata."""
-    import databento_dbn as dbn
-    path = Path(path)
-    if not path.exists():
-        raise NotFoundError(f"{path}: no such file")
-    if not detect(path):
-        raise InputError("not a DBN file (no DBN header)", file=str(path))
-    compression = dbn.Compression.ZSTD if _is_zstd(path) else dbn.Compression.NONE
-    decoder = dbn.DBNDecoder(compression=compression)
-    done = 0              # whole records decoded, the metadata not counted
-    header = False
-    with open(path, "rb") as f:
-        while True:
-            chunk = f.read(CHUNK)
-            try:
-                if chunk:
-                    decoder.write(chunk)
-                records = decoder.decode()
-            except Exception as exc:          # DBNError / ValueError from the Rust decoder
-                raise InputError(f"corrupt DBN stream: {str(exc).strip()[:200]}", file=str(path),
-                                 line=done + 1 if header else None) from None
-            if records:
-                if not header:
-                    header = True
-                    done -= 1
-                done += len(records)
-                yield records
-            if not chunk:
+def _read_exact(f, n: int, path: Path) -> bytes:
+    """Up to `n` bytes (fewer only at the end of the stream); a broken compressed stream → InputError."""
+    parts, got = [], 0
+    try:
+        while got < n:
+            b = f.read(n - got)
+            if not b:
                 break
+            parts.append(b)
+            got += len(b)
+    except Exception as exc:              # zstd / gzip errors of a corrupt or cut compressed file
+        raise InputError(f"corrupt compressed DBN stream: {str(exc).strip()[:200]}", file=str(path)) from None
+    return b"".join(parts)
+
+
+def _header(f, path: Path):
+    """(metadata, version, decoder positioned after the metadata) of an open DBN stream."""
+    import databento_dbn as dbn
+    prefix = _read_exact(f, 8, path)
+    if len(prefix) < 4 or prefix[:3] != b"DBN" or not 1 <= prefix[3] <= 3:
+        raise InputError("not a DBN file (no DBN header)", file=str(path))
+    if len(prefix) < 8:
+        raise InputError("truncated DBN file: the metadata header is cut short", file=str(path))
+    length = int.from_bytes(prefix[4:8], "little")
+    meta = _read_exact(f, length, path)
+    if len(meta) < length:
+        raise InputError("truncated DBN file: the metadata header is cut short", file=str(path))
+    decoder = dbn.DBNDecoder()
+    try:
+        decoder.write(prefix + meta)
+        (metadata,) = decoder.decode()
+    except Exception as exc:
+        raise InputError(f"corrupt DBN metadata: {str(exc).strip()[:200]}", file=str(path)) from None
+    return metadata, prefix[3], decoder
+
+
+def _decoded(f, decoder, path: Path, done: int, pending: bytes = b"") -> Iterator[list]:
+    """Lists of records decoded by DBNDecoder from the rest of the stream (`done` records came before)."""
+    if pending:
+        decoder.write(pending)
+    while True:
+        try:
+            records = decoder.decode()
+        except Exception as exc:          # DBNError / ValueError from the Rust decoder
+            raise InputError(f"corrupt DBN stream: {str(exc).strip()[:200]}", file=str(path), line=done + 1) from None
+        if records:
+            yield records
+            done += len(records)
+        chunk = _read_exact(f, CHUNK, path)
+        if not chunk:
+            break
+        decoder.write(chunk)
     left = decoder.buffer()
-    if left or not header:
-        what = "record" if header else "metadata header"
-        raise InputError(f"truncated DBN file: the {what} is cut short ({len(left)} bytes left over)",
-                         file=str(path), line=done + 1 if header else None)
+    if left:
+        raise InputError(f"truncated DBN file: the record is cut short ({len(left)} bytes left over)",
+                         file=str(path), line=done + 1)
 
 
 class _Symbols:
@@ -228,51 +236,89 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
     :param stats: messages = records, events, skips by reason (definitions, N actions, empty books).
     :raises InputError: an unsupported schema, a corrupt or truncated stream, an unmapped instrument;
         `line` is the record number (1 = the first record after the metadata).
+
+    Files of one fixed-size schema (trades, tbbo, mbp-1, mbp-10, mbo, ohlcv-*; DBN v2/v3) are read
+    as numpy record arrays and converted column-wise; anything else (v1, mixed record types,
+    `ts_out`) goes record by record through DBNDecoder. Both paths give the same events (tested).
     """
     path = Path(path)
-    source = source or DEFAULT_SOURCE
-    depth = max(0, min(depth, 10))
-    chunks = _records(path, stats)
-    first = next(chunks, None)
-    if not first:
-        raise InputError("empty DBN stream (no metadata)", file=str(path))
-    metadata, records = first[0], first[1:]
-    schema = None if metadata.schema is None else str(metadata.schema.value)
-    if schema is not None and schema not in SUPPORTED_SCHEMAS:
-        raise InputError(f"DBN schema {schema} is not supported (supported: {', '.join(SUPPORTED_SCHEMAS)})",
-                         file=str(path), field="schema")
-    asset_class = asset_class_of(metadata.dataset)
-    symbols = _Symbols(metadata, symbol)
-    buffers = {t: _Columns(t, c) for t, c in _COLUMNS.items()}
-    number = 0
-    while True:
-        order: list[str] = []
-        for record in records:
-            number += 1
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file")
+    ctx = _Context(path, source or DEFAULT_SOURCE, max(0, min(depth, 10)), stats)
+    with open_binary(path) as f:
+        metadata, version, decoder = _header(f, path)
+        schema = None if metadata.schema is None else str(metadata.schema.value)
+        if schema is not None and schema not in SUPPORTED_SCHEMAS:
+            raise InputError(f"DBN schema {schema} is not supported (supported: {', '.join(SUPPORTED_SCHEMAS)})",
+                             file=str(path), field="schema")
+        ctx.schema, ctx.version = schema, version
+        ctx.asset_class = asset_class_of(metadata.dataset)
+        ctx.symbols = _Symbols(metadata, symbol)
+        layout = _LAYOUTS.get(schema) if version >= 2 and not metadata.ts_out and ctx.vectorised else None
+        number, pending = 0, b""
+        if layout is not None:
+            dtype, rtypes = layout
+            size = dtype.itemsize
+            while True:
+                data = _read_exact(f, max(1, CHUNK // size) * size, path)
+                if not data:
+                    break
+                n = len(data) // size
+                recs = np.frombuffer(data, dtype, count=n)
+                if not (recs["length"] == size // 4).all() or not np.isin(recs["rtype"], rtypes).all():
+                    pending = data            # not one fixed-size record type: decode the rest record by record
+                    break
+                yield from _fast_tables(recs, ctx, number)
+                number += n
+                if n * size < len(data):
+                    raise InputError(f"truncated DBN file: the record is cut short ({len(data) - n * size} bytes "
+                                     f"left over)", file=str(path), line=number + 1)
+            if not pending:
+                return
+        for records in _decoded(f, decoder, path, number, pending):
+            yield from _slow_tables(records, ctx, number)
+            number += len(records)
+
+
+class _Context:
+    """What one read() knows: the file, its schema and symbols, the options, the column buffers."""
+
+    vectorised = True          # tests switch this off to compare the two paths
+
+    def __init__(self, path: Path, source: str, depth: int, stats) -> None:
+        self.path, self.source, self.depth, self.stats = path, source, depth, stats
+        self.schema = self.version = self.asset_class = self.symbols = None
+        self.buffers = {t: _Columns(t, c) for t, c in _COLUMNS.items()}
+
+    def error(self, exc: InputError, line: int | None) -> InputError:
+        return InputError(exc.reason, file=str(self.path), line=line, field=exc.field)
+
+
+def _slow_tables(records: list, ctx: _Context, number: int) -> Iterator[tuple[str, pa.Table]]:
+    """The record-by-record path: one table per event type met in this list of records."""
+    order: list[str] = []
+    buffers, stats = ctx.buffers, ctx.stats
+    for i, record in enumerate(records, number + 1):
+        try:
+            etypes = _convert(record, ctx.schema, ctx.symbols, buffers, ctx.depth, stats)
+        except InputError as exc:
+            raise ctx.error(exc, i) from None
+        for etype in etypes:
+            if etype not in order:
+                order.append(etype)
+    if stats is not None:
+        stats.messages += len(records)
+    for etype in order:
+        buf = buffers[etype]
+        if buf.n:
+            n = buf.n
             try:
-                etypes = _convert(record, schema, symbols, buffers, depth, stats)
+                table = buf.table(ctx.source)
             except InputError as exc:
-                raise InputError(exc.reason, file=str(path), line=number, field=exc.field) from None
-            for etype in etypes:
-                if etype not in order:
-                    order.append(etype)
-        if stats is not None:
-            stats.messages += len(records)
-        for etype in order:
-            buf = buffers[etype]
-            if buf.n:
-                n = buf.n
-                try:
-                    table = buf.table(source)
-                except InputError as exc:
-                    raise InputError(exc.reason, file=str(path), line=number - len(records) + 1,
-                                     field=exc.field) from None
-                if stats is not None:
-                    stats.events += n
-                yield asset_class, table
-        records = next(chunks, None)
-        if records is None:
-            return
+                raise ctx.error(exc, number + 1) from None
+            if stats is not None:
+                stats.events += n
+            yield ctx.asset_class, table
 
 
 def _head(cols: dict, sym: str, ts: int, recv: int | None, seq: int | None) -> None:
@@ -411,6 +457,196 @@ def _convert(record, schema, symbols: _Symbols, buffers, depth: int, stats) -> t
 _OHLCV_BY_RTYPE = {32: "1s", 33: "1m", 34: "1h", 35: "1d", 36: "1d"}
 
 
+# ---- the vectorised path ------------------------------------------------------------------------
+# Record layouts (little endian, packed) of the fixed-size schemas, as in databento/dbn record.rs;
+# identical in DBN v2 and v3. Every record's length byte and rtype are checked before use.
+_HD = [("length", "u1"), ("rtype", "u1"), ("publisher_id", "<u2"), ("instrument_id", "<u4"), ("ts_event", "<u8")]
+_TAIL = [("ts_recv", "<u8"), ("ts_in_delta", "<i4"), ("sequence", "<u4")]
+_PAIR = [("bid_px", "<i8"), ("ask_px", "<i8"), ("bid_sz", "<u4"), ("ask_sz", "<u4"), ("bid_ct", "<u4"),
+         ("ask_ct", "<u4")]
+_MBP0 = _HD + [("price", "<i8"), ("size", "<u4"), ("action", "u1"), ("side", "u1"), ("flags", "u1"),
+               ("depth", "u1")] + _TAIL
+_OHLCV = np.dtype(_HD + [("open", "<i8"), ("high", "<i8"), ("low", "<i8"), ("close", "<i8"), ("volume", "<u8")])
+_LAYOUTS = {
+    "trades": (np.dtype(_MBP0), (0,)),
+    "tbbo": (np.dtype(_MBP0 + [("levels", _PAIR, (1,))]), (1, 197)),
+    "mbp-1": (np.dtype(_MBP0 + [("levels", _PAIR, (1,))]), (1,)),
+    "mbp-10": (np.dtype(_MBP0 + [("levels", _PAIR, (10,))]), (10,)),
+    "mbo": (np.dtype(_HD + [("order_id", "<u8"), ("price", "<i8"), ("size", "<u4"), ("flags", "u1"),
+                            ("channel_id", "u1"), ("action", "u1"), ("side", "u1")] + _TAIL), (160,)),
+    "ohlcv-1s": (_OHLCV, (32,)), "ohlcv-1m": (_OHLCV, (33,)), "ohlcv-1h": (_OHLCV, (34,)),
+    "ohlcv-1d": (_OHLCV, (35,)), "ohlcv-eod": (_OHLCV, (36,)),
+}
+assert [_LAYOUTS[k][0].itemsize for k in ("trades", "mbp-1", "mbp-10", "mbo", "ohlcv-1m")] == [48, 80, 368, 56, 56]
+_I64_MAX = 2**63 - 1
+_NS_PER_DAY = 86_400_000_000_000
+_SIDE_NAMES = pa.array(["unknown", "sell", "buy"])
+_SIDE_INDEX = np.zeros(256, np.int8)
+_SIDE_INDEX[ord("A")], _SIDE_INDEX[ord("B")] = 1, 2
+_ACTION_NAMES = pa.array(["add", "modify", "cancel", "fill", "clear"])
+_ACTION_INDEX = np.full(256, -1, np.int8)
+for _i, _c in enumerate("AMCFR"):
+    _ACTION_INDEX[ord(_c)] = _i
+_LEVELS_TYPE = pa.list_(pa.list_(pa.string()))
+
+
+def _texts(values: np.ndarray) -> pa.Array:
+    """Exact decimal text (null for UNDEF_PRICE) of fixed-point prices: `price_text` once per distinct value."""
+    if len(values) == 0:
+        return pa.array([], pa.string())
+    uniq, inverse = np.unique(values, return_inverse=True)
+    return pa.array([price_text(v) for v in uniq.tolist()], pa.string()).take(pa.array(inverse.ravel()))
+
+
+def _ints_text(values: np.ndarray) -> pa.Array:
+    return pa.array(values).cast(pa.string())
+
+
+def _symbol_array(recs: np.ndarray, ts: np.ndarray, ctx: _Context, number: int) -> pa.Array:
+    symbols = ctx.symbols
+    n = len(recs)
+    if symbols.override:
+        return pa.array([symbols.override]).take(pa.array(np.zeros(n, np.int32)))
+    iids = recs["instrument_id"].astype(np.int64)
+    keys = iids if all(len(symbols.by_id.get(i, ())) == 1 for i in np.unique(iids).tolist()) \
+        else (iids << 20) | (ts // _NS_PER_DAY)
+    _uniq, firsts, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    names = []
+    for first in firsts.tolist():
+        try:
+            names.append(symbols(int(iids[first]), int(ts[first])))
+        except InputError as exc:
+            raise ctx.error(exc, number + first + 1) from None
+    return pa.array(names, pa.string()).take(pa.array(inverse.ravel()))
+
+
+def _venue_array(recs: np.ndarray, ctx: _Context) -> pa.Array:
+    import databento_dbn as dbn
+    pids = recs["publisher_id"]
+    uniq, firsts, inverse = np.unique(pids, return_index=True, return_inverse=True)
+    names = []
+    for pid, first in zip(uniq.tolist(), firsts.tolist()):
+        if pid not in _venues:
+            decoder = dbn.DBNDecoder(has_metadata=False, input_version=ctx.version)
+            decoder.write(recs[first:first + 1].tobytes())
+            _venue(decoder.decode()[0])
+        names.append(_venues[pid])
+    return pa.array(names, pa.string()).take(pa.array(inverse.ravel()))
+
+
+def _table(etype: str, n: int, ctx: _Context, cols: dict) -> pa.Table:
+    schema = ev.arrow_schema(etype)
+    const = {"type": etype, "source": ctx.source}
+    arrays = []
+    for field in schema:
+        if field.name in cols:
+            arrays.append(cols[field.name])
+        elif field.name in const:
+            arrays.append(pa.array([const[field.name]]).take(pa.array(np.zeros(n, np.int32))))
+        else:
+            arrays.append(pa.nulls(n, field.type))
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _levels_array(px: np.ndarray, sz: np.ndarray) -> tuple[pa.Array, np.ndarray]:
+    """list<list<string>> of the [price, size] levels up to the first undefined price, and the counts."""
+    n = px.shape[0]
+    valid = np.logical_and.accumulate(px != UNDEF_PRICE, axis=1) if px.shape[1] else np.zeros(px.shape, bool)
+    counts = valid.sum(axis=1)
+    fp, fs = px[valid], sz[valid]
+    m = len(fp)
+    both = pa.concat_arrays([_texts(fp), _ints_text(fs)])
+    order = np.empty(2 * m, np.int64)
+    order[0::2] = np.arange(m)
+    order[1::2] = np.arange(m, 2 * m)
+    pairs = pa.ListArray.from_arrays(pa.array(np.arange(0, 2 * m + 1, 2, dtype=np.int32)),
+                                     both.take(pa.array(order)))
+    offsets = np.zeros(n + 1, np.int32)
+    np.cumsum(counts, out=offsets[1:])
+    return pa.ListArray.from_arrays(pa.array(offsets), pairs, type=_LEVELS_TYPE), counts
+
+
+def _fast_tables(recs: np.ndarray, ctx: _Context, number: int) -> Iterator[tuple[str, pa.Table]]:
+    """The vectorised path: one chunk of fixed-size records → one table per event type."""
+    n, stats, schema = len(recs), ctx.stats, ctx.schema
+    if stats is not None:
+        stats.messages += n
+    if n == 0:
+        return
+    ts_raw = recs["ts_event"]
+    bad = np.flatnonzero(ts_raw > _I64_MAX)
+    if bad.size:
+        raise InputError("ts_event is undefined", file=str(ctx.path), line=number + int(bad[0]) + 1,
+                         field="ts_event")
+    ts = ts_raw.astype(np.int64)
+    head = {"symbol": _symbol_array(recs, ts, ctx, number), "ts": pa.array(ts)}
+    out: list[tuple[int, str, pa.Table]] = []
+    if schema.startswith("ohlcv"):
+        cols = dict(head, open=_texts(recs["open"]), high=_texts(recs["high"]), low=_texts(recs["low"]),
+                    close=_texts(recs["close"]), volume=_ints_text(recs["volume"]),
+                    interval=pa.array([_OHLCV_INTERVAL[schema]] * n, pa.string()))
+        out.append((0, "HistoricalBar", _table("HistoricalBar", n, ctx, cols)))
+    else:
+        recv_raw = recs["ts_recv"]
+        unset = (recv_raw > _I64_MAX) | (recs["flags"] & F_BAD_TS_RECV != 0)
+        head["recv_ts"] = pa.array(recv_raw.astype(np.int64), mask=unset)
+        head["seq"] = pa.array(recs["sequence"].astype(np.int64))
+        head["venue"] = _venue_array(recs, ctx)
+        action = recs["action"]
+        side = _SIDE_NAMES.take(pa.array(_SIDE_INDEX[recs["side"]]))
+        is_trade = np.ones(n, bool) if schema in ("trades", "tbbo") else action == ord("T")
+        if is_trade.any():
+            rows = pa.array(np.flatnonzero(is_trade))
+            cols = {k: v.take(rows) for k, v in head.items()}
+            cols.update(price=_texts(recs["price"][is_trade]), size=_ints_text(recs["size"][is_trade]),
+                        side=side.take(rows))
+            out.append((int(np.argmax(is_trade)), "Trade", _table("Trade", len(rows), ctx, cols)))
+        if schema in ("mbp-1", "mbp-10"):
+            lv = recs["levels"][:, :ctx.depth] if schema == "mbp-10" else recs["levels"][:, 0]
+            if schema == "mbp-1":
+                bid_px, ask_px = lv["bid_px"], lv["ask_px"]
+                keep = (bid_px != UNDEF_PRICE) | (ask_px != UNDEF_PRICE)
+                bid, ask = _texts(bid_px), _texts(ask_px)
+                cols = dict(head, bid_price=bid, ask_price=ask,
+                            bid_size=_size_if_price(bid, _ints_text(lv["bid_sz"])),
+                            ask_size=_size_if_price(ask, _ints_text(lv["ask_sz"])))
+                etype, what = "BboQuote", "mbp-1 record with an empty book"
+            else:
+                bids, nb = _levels_array(lv["bid_px"], lv["bid_sz"])
+                asks, na = _levels_array(lv["ask_px"], lv["ask_sz"])
+                keep = (nb > 0) | (na > 0)
+                cols = dict(head, bids=bids, asks=asks)
+                etype, what = "L2Snapshot", "mbp-10 record with an empty book"
+            if not keep.all():
+                note_skip(stats, what, int(n - keep.sum()))
+            if keep.any():
+                rows = pa.array(np.flatnonzero(keep))
+                cols = {k: v.take(rows) for k, v in cols.items()}
+                out.append((int(np.argmax(keep)), etype, _table(etype, len(rows), ctx, cols)))
+        elif schema == "mbo":
+            index = _ACTION_INDEX[action]
+            flow = index >= 0
+            for code in np.unique(action[(index < 0) & ~is_trade]).tolist():
+                note_skip(stats, f"mbo record with action {chr(code)}", int((action == code).sum()))
+            if flow.any():
+                rows = pa.array(np.flatnonzero(flow))
+                cols = {k: v.take(rows) for k, v in head.items()}
+                cols.update(order_id=_ints_text(recs["order_id"][flow]),
+                            action=_ACTION_NAMES.take(pa.array(index[flow])), side=side.take(rows),
+                            price=_texts(recs["price"][flow]), size=_ints_text(recs["size"][flow]))
+                out.append((int(np.argmax(flow)), "OrderFlow", _table("OrderFlow", len(rows), ctx, cols)))
+    for _first, _etype, table in sorted(out, key=lambda x: x[0]):
+        if stats is not None:
+            stats.events += table.num_rows
+        yield ctx.asset_class, table
+
+
+def _size_if_price(price: pa.Array, size: pa.Array) -> pa.Array:
+    """`size` where `price` is set, else null (a BboQuote size needs its price)."""
+    import pyarrow.compute as pc
+    return pc.if_else(price.is_valid(), size, pa.scalar(None, pa.string()))
+
+
 # ---- reference data -----------------------------------------------------------------------------
 _DEF_PRICES = ("min_price_increment", "display_factor", "high_limit_price", "low_limit_price", "max_price_variation",
                "trading_reference_price", "unit_of_measure_qty", "min_price_increment_amount", "price_ratio",
@@ -429,35 +665,38 @@ _DEF_INTS = {  # field: its "not set" sentinel
 def definitions(path: Path) -> list[dict]:
     """The instrument definitions of a DBN file (schema definition), one plain dict per record.
 
-    Keys: dataset, asset_class, instrument_id, publisher_id, venue, ts_event, ts_recv (int ns), expiration and
-    activation (int ns or None), the text fields (raw_symbol, instrument_class, exchange, currency,
+    Keys: dataset, asset_class, instrument_id, publisher_id, venue, ts_event, ts_recv (int ns),
+    expiration and activation (int ns or None), the text fields (raw_symbol, instrument_class, exchange, currency,
     …), the prices as exact decimal text or None (min_price_increment, display_factor, strike_price,
     …) and the integer fields with their "not set" sentinel turned into None. For a symbol registry.
     """
     out = []
-    dataset = None
-    for records in _records(Path(path), None):
-        for record in records:
-            name = type(record).__name__
-            if name == "Metadata":
-                dataset = record.dataset
-                continue
-            if not (name == "InstrumentDefMsg" or name.startswith("InstrumentDefMsgV")):
-                continue
-            row = {"dataset": dataset, "asset_class": asset_class_of(dataset), "instrument_id": record.instrument_id, "publisher_id": record.publisher_id,
-                   "venue": _venue(record), "ts_event": record.ts_event, "ts_recv": _recv(record)}
-            for f in ("expiration", "activation"):
-                v = getattr(record, f, UNDEF_TIMESTAMP)
-                row[f] = None if v == UNDEF_TIMESTAMP else v
-            for f in _DEF_TEXT:
-                v = getattr(record, f, None)
-                v = getattr(v, "value", v)
-                row[f] = v if v not in ("", None) else None
-            for f in _DEF_PRICES:
-                v = getattr(record, f, None)
-                row[f] = None if v is None else price_text(v)
-            for f, sentinel in _DEF_INTS.items():
-                v = getattr(record, f, None)
-                row[f] = None if v is None or v == sentinel else v
-            out.append(row)
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"{path}: no such file")
+    with open_binary(path) as f:
+        metadata, _version, decoder = _header(f, path)
+        dataset = metadata.dataset
+        records = [r for chunk in _decoded(f, decoder, path, 0) for r in chunk]
+    for record in records:
+        name = type(record).__name__
+        if not (name == "InstrumentDefMsg" or name.startswith("InstrumentDefMsgV")):
+            continue
+        row = {"dataset": dataset, "asset_class": asset_class_of(dataset), "instrument_id": record.instrument_id,
+               "publisher_id": record.publisher_id, "venue": _venue(record), "ts_event": record.ts_event,
+               "ts_recv": _recv(record)}
+        for f in ("expiration", "activation"):
+            v = getattr(record, f, UNDEF_TIMESTAMP)
+            row[f] = None if v == UNDEF_TIMESTAMP else v
+        for f in _DEF_TEXT:
+            v = getattr(record, f, None)
+            v = getattr(v, "value", v)
+            row[f] = v if v not in ("", None) else None
+        for f in _DEF_PRICES:
+            v = getattr(record, f, None)
+            row[f] = None if v is None else price_text(v)
+        for f, sentinel in _DEF_INTS.items():
+            v = getattr(record, f, None)
+            row[f] = None if v is None or v == sentinel else v
+        out.append(row)
     return out
