@@ -700,7 +700,7 @@ def test_dbn_vectorised_path_equals_the_decoder(shared_data, tmp_path, monkeypat
     packed.write_bytes(zstandard.ZstdCompressor().compress(plain.read_bytes()))
     fast, slow, fast_stats, slow_stats = _both_paths(plain, monkeypatch, depth=7)
     assert _by_type(fast) == _by_type(slow) and fast_stats == slow_stats
-    assert fast_stats["messages"] == n and len(fast) > 0
+    assert fast_stats["messages"] == n and len(fast) > 0 and fast_stats["warnings"] == {}
     assert _by_type(events_of(dbn, packed, depth=7)[1]) == _by_type(fast)
     if schema == "mbo":
         assert {e["action"] for e in fast if e["type"] == "OrderFlow"} == {"add", "modify", "cancel", "fill", "clear"}
@@ -711,6 +711,18 @@ def test_dbn_vectorised_path_equals_the_decoder(shared_data, tmp_path, monkeypat
     if schema != "ohlcv-1m":
         assert any(e["recv_ts"] is None for e in fast) and any(e["price"].startswith("-") for e in fast
                                                                if e["type"] == "Trade")
+
+
+def test_dbn_repeated_sequence_numbers_are_flagged(shared_data, tmp_path, monkeypatch):
+    """Venues may give several records one sequence number; the archive dedupes on seq, so say so."""
+    head, body = _dbn_parts(shared_data / DB / "test_data.trades.dbn")
+    recs = np.frombuffer(body, dbn._LAYOUTS["trades"][0]).copy()
+    recs["sequence"][1] = recs["sequence"][0]
+    path = tmp_path / "repeat.dbn"
+    path.write_bytes(head + recs.tobytes())
+    fast, slow, fast_stats, slow_stats = _both_paths(path, monkeypatch)
+    assert fast == slow and [e["seq"] for e in fast] == [1170380, 1170380]
+    assert fast_stats["warnings"] == slow_stats["warnings"] == {dbn.SEQ_WARNING: 1}
 
 
 def test_dbn_symbols_by_date_and_unmapped_instruments(shared_data, tmp_path, monkeypatch):

@@ -187,16 +187,21 @@ def day_seq_base(ts_ns: int) -> int:
 
 @dataclass
 class ReplayStats(SourceStats):
-    """SourceStats plus what a file replay skipped on purpose, by reason (never silently)."""
+    """SourceStats plus what a file replay skipped on purpose, and warnings, by reason (never silently)."""
 
-    skipped: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)      # reason -> records not turned into events
+    warnings: dict = field(default_factory=dict)     # reason -> events kept but worth a look
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
 
+    def warn(self, reason: str, n: int = 1) -> None:
+        self.warnings[reason] = self.warnings.get(reason, 0) + n
+
     def to_dict(self) -> dict:
         out = super().to_dict()
         out["skipped"] = dict(self.skipped)
+        out["warnings"] = dict(self.warnings)
         return out
 
 

@@ -268,7 +268,9 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
                 if not (recs["length"] == size // 4).all() or not np.isin(recs["rtype"], rtypes).all():
                     pending = data            # not one fixed-size record type: decode the rest record by record
                     break
-                yield from _fast_tables(recs, ctx, number)
+                for item in _fast_tables(recs, ctx, number):
+                    _check_seq(ctx, item[1])
+                    yield item
                 number += n
                 if n * size < len(data):
                     raise InputError(f"truncated DBN file: the record is cut short ({len(data) - n * size} bytes "
@@ -276,8 +278,38 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
             if not pending:
                 return
         for records in _decoded(f, decoder, path, number, pending):
-            yield from _slow_tables(records, ctx, number)
+            for item in _slow_tables(records, ctx, number):
+                _check_seq(ctx, item[1])
+                yield item
             number += len(records)
+
+
+SEQ_WARNING = ("seq (the DBN sequence) repeats or goes back within a stream: the archive's dedupe may drop "
+               "such events as duplicates")
+
+
+def _check_seq(ctx: "_Context", table: pa.Table) -> None:
+    """Count events whose `seq` does not grow within its (type, symbol) stream (see SEQ_WARNING)."""
+    stats = ctx.stats
+    if stats is None or not hasattr(stats, "warn"):
+        return
+    seq_col = table.column("seq")
+    if seq_col.null_count == table.num_rows:
+        return
+    etype = table.column("type")[0].as_py()
+    seqs = seq_col.to_numpy(zero_copy_only=False)
+    codes = table.column("symbol").combine_chunks().dictionary_encode()
+    names, indices = codes.dictionary.to_pylist(), codes.indices.to_numpy(zero_copy_only=False)
+    bad = 0
+    for code, name in enumerate(names):
+        s = seqs if len(names) == 1 else seqs[indices == code]
+        bad += int((np.diff(s) <= 0).sum())
+        last = ctx.last_seq.get((etype, name))
+        if last is not None and s[0] <= last:
+            bad += 1
+        ctx.last_seq[(etype, name)] = int(s[-1])
+    if bad:
+        stats.warn(SEQ_WARNING, bad)
 
 
 class _Context:
@@ -289,6 +321,7 @@ class _Context:
         self.path, self.source, self.depth, self.stats = path, source, depth, stats
         self.schema = self.version = self.asset_class = self.symbols = None
         self.buffers = {t: _Columns(t, c) for t, c in _COLUMNS.items()}
+        self.last_seq: dict[tuple, int] = {}
 
     def error(self, exc: InputError, line: int | None) -> InputError:
         return InputError(exc.reason, file=str(self.path), line=line, field=exc.field)
