@@ -288,6 +288,12 @@ def test_binance_depth_deletes_chain_and_stale_updates(tmp_path):
         ([["99.9", "2"], ["99.8", "7"]], [["100.2", "5"]])]
     assert stats.skipped == {"depth row older than the snapshot": 1}
     assert [(g["expected"], g["got"], g["line"]) for g in stats.gaps] == [(15, 16, 9)]
+    assert stats.warnings == {}
+    # an older snapshot after newer diffs: seq (= last_update_id) goes back, which the archive would dedupe
+    path.write_text(head + "\n".join(rows + ["BTCUSDT,1667346579600,12,12,b,snap,99.0,1,-1"]) + "\n")
+    stats = ReplayStats()
+    assert events_of(binance, path, stats=stats)[1][-1]["seq"] == 12
+    assert stats.warnings == {binance.SEQ_BACK: 1}
 
 
 def test_binance_klines(shared_data, tmp_path):
@@ -363,6 +369,14 @@ def test_bybit_gap_is_reported(shared_data, tmp_path):
     assert len(events) == 49
     u5 = json.loads(lines[5])["data"]["u"]
     assert [(g["expected"], g["got"], g["line"]) for g in stats.gaps] == [(u5, u5 + 1, 6)]
+    assert stats.warnings == {}
+    # a service restart: a snapshot with u = 1
+    restart = json.loads(lines[0])
+    restart["data"]["u"] = 1
+    path.write_bytes(b"".join(lines[:3]) + json.dumps(restart).encode() + b"\n")
+    stats = ReplayStats()
+    assert [e["seq"] for e in events_of(bybit, path, stats=stats)[1]][-1] == 1
+    assert stats.warnings == {bybit.SEQ_BACK: 1} and stats.gaps == []
 
 
 # ---- Databento DBN ------------------------------------------------------------------------------

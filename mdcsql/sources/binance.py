@@ -40,6 +40,8 @@ KLINE_COLUMNS = ["open_time", "open", "high", "low", "close", "volume", "close_t
                  "taker_buy_volume", "taker_buy_quote_volume", "ignore"]
 KLINE_NAME_RE = re.compile(r"(?P<symbol>[A-Z0-9]+)-(?P<interval>[0-9]+(?:s|m|h|d|w|M|mo))-[0-9]{4}-[0-9]{2}"
                            r"(?:-[0-9]{2})?\.(?:csv|zip|csv\.gz|csv\.zst)")
+SEQ_BACK = ("last_update_id went back: seq (= last_update_id) repeats or decreases, and the archive's dedupe "
+            "may drop these events as duplicates")
 US_FROM = 10**14          # a timestamp ≥ this is microseconds, below it milliseconds
 _DIGITS = re.compile(r"[0-9]+").fullmatch
 
@@ -164,12 +166,14 @@ def read_many(paths: Iterable[Path], *, symbol: str | None = None, source: str |
 def _start_message(state: _DepthState, utype: str, first_id: int, last_id: int, pu: int | None, sym: str, ts: int,
                    path: Path, line: int, stats) -> bool:
     """Check a message's place in the update-id chain; True when it is stale and to be skipped."""
+    expected = state.last_u
     if utype == "snap":
+        if expected is not None and last_id <= expected:
+            _warn(stats, SEQ_BACK)
         state.book.clear()
         state.after_snapshot = True
         state.last_u = last_id
         return False
-    expected = state.last_u
     if expected is None:                             # diffs before any snapshot: report once, then chain-check
         if stats is not None:
             stats.gaps.append({"symbol": sym, "expected": None, "got": pu if pu is not None else first_id,
@@ -180,10 +184,10 @@ def _start_message(state: _DepthState, utype: str, first_id: int, last_id: int, 
         if last_id < expected:                       # wholly older than the snapshot: Binance says drop it
             return True
         ok = first_id <= expected <= last_id or pu == expected
-    elif pu is not None:
-        ok = pu == expected
-    else:                                            # no pu (spot): ids must be contiguous
-        ok = first_id == expected + 1
+    else:
+        if last_id <= expected:
+            _warn(stats, SEQ_BACK)
+        ok = pu == expected if pu is not None else first_id == expected + 1   # no pu (spot): ids contiguous
     if not ok and stats is not None:
         stats.gaps.append({"symbol": sym, "expected": expected, "got": pu if pu is not None else first_id,
                            "ts": ts, "file": str(path), "line": line,
@@ -192,6 +196,11 @@ def _start_message(state: _DepthState, utype: str, first_id: int, last_id: int, 
     state.after_snapshot = False
     state.last_u = last_id
     return False
+
+
+def _warn(stats, reason: str) -> None:
+    if stats is not None and hasattr(stats, "warn"):
+        stats.warn(reason)
 
 
 def _emit(msg, symbol, source, depth, out: Batcher, stats) -> bool:

@@ -32,6 +32,8 @@ FORMAT = "bybit"
 DEFAULT_SOURCE = "bybit"
 ASSET_CLASS = "crypto"
 _MS_MIN, _MS_MAX = ev.MIN_INT_TS // NS_PER_MS, ev.I64_MAX // NS_PER_MS
+SEQ_BACK = ("update id u went back (Bybit restarts u at 1 after a service restart): the archive's dedupe may "
+            "drop these events as duplicates")
 
 
 def detect(path: Path) -> bool:
@@ -135,6 +137,8 @@ def _message(raw: bytes, states: dict, symbol, source, depth, stats, path, line_
     if state is None:
         state = states[sym] = _State()
     book = state.book
+    if state.last_u is not None and u <= state.last_u and hasattr(stats, "warn"):
+        stats.warn(SEQ_BACK)
     if kind == "snapshot":
         book.load(bids, asks)
     else:
