@@ -190,6 +190,25 @@ def test_tardis_identical_rows_are_distinct_events(tmp_path):
     assert {e["trade_id"] for e in events} == {None}           # an empty id is null
 
 
+def test_tardis_grouped_files_and_empty_quotes(tmp_path):
+    """A file with several symbols numbers each symbol's events; symbol= makes one stream of them;
+    a quote row with neither side is skipped and counted."""
+    rows = ["huobi,A,1588291201099000,1588291201234268,1,2,1,3",
+            "huobi,B,1588291201100000,1588291201234269,5,6,4,7",
+            "huobi,A,1588291201101000,1588291201234270,,,,",
+            "huobi,A,1588291201102000,1588291201234271,1,2.5,,"]
+    path = tmp_path / "quotes.csv"
+    path.write_text(",".join(tardis.QUOTES) + "\n" + "\n".join(rows) + "\n")
+    stats = ReplayStats()
+    _, events = events_of(tardis, path, stats=stats)
+    base = day_base(1588291201099000)
+    assert [(e["symbol"], e["seq"] - base) for e in events] == [("A", 1), ("B", 1), ("A", 2)]
+    assert events[-1]["bid_price"] is None and events[-1]["ask_price"] == "2.5"
+    assert stats.skipped == {"quote row with neither bid nor ask": 1} and stats.messages == 4
+    _, merged = events_of(tardis, path, symbol="X")
+    assert [e["seq"] - base for e in merged] == [1, 2, 3]
+
+
 # ---- Binance ------------------------------------------------------------------------------------
 def _recompute_book(files: list[Path]) -> tuple[dict, dict]:
     bids, asks = {}, {}

@@ -136,8 +136,20 @@ def _read_flat(path, kind, header, symbol, source, stats) -> Iterator[tuple[str,
                     raise _Slow()
                 if base is None:
                     base = day_seq_base(ts_us[0].as_py() * NS_PER_US)
-                sym_col = batch.column("symbol")
-                cols = {"symbol": pa.repeat(symbol, n) if symbol else sym_col, "source": pa.repeat(source, n),
+                if etype == "BboQuote":
+                    empty = pc.and_(batch.column("bid_price").is_null(), batch.column("ask_price").is_null())
+                    skipped = pc.sum(empty).as_py() or 0
+                    if skipped:
+                        note_skip(stats, "quote row with neither bid nor ask", skipped)
+                        if stats is not None:
+                            stats.messages += skipped
+                        batch = batch.filter(pc.invert(empty))
+                        n -= skipped
+                        if n == 0:
+                            continue
+                        ts_us, recv_us = batch.column("timestamp"), batch.column("local_timestamp")
+                sym_col = pa.repeat(symbol, n) if symbol else batch.column("symbol")
+                cols = {"symbol": sym_col, "source": pa.repeat(source, n),
                         "ts": pc.multiply(ts_us, NS_PER_US), "recv_ts": pc.multiply(recv_us, NS_PER_US),
                         "seq": _ordinals(sym_col, counters, base)}
                 if etype == "Trade":
@@ -235,6 +247,8 @@ def _locate_error(path: Path, kind: str, symbol, source) -> None:
                 e.update(type="Trade", price=r["price"] or None, size=r["amount"] or None, side=r["side"] or None,
                          trade_id=r["id"] or None)
             else:
+                if not r["bid_price"] and not r["ask_price"]:
+                    continue                    # skipped (and counted) by the vectorised path
                 e.update(type="BboQuote", bid_price=r["bid_price"] or None, bid_size=r["bid_amount"] or None,
                          ask_price=r["ask_price"] or None, ask_size=r["ask_amount"] or None)
             ev.normalize(e)
@@ -286,7 +300,7 @@ def _read_snapshots(path, header, symbol, source, stats) -> Iterator[tuple[str, 
             continue
         if base is None:
             base = day_seq_base(ts) + n * SEQ_KIND
-        c = counters[row[1]] = counters.get(row[1], 0) + 1
+        c = counters[sym] = counters.get(sym, 0) + 1
         if c >= SEQ_KIND:
             _check_ordinal(c)
         if stats is not None:
@@ -304,15 +318,16 @@ _SIDES = {"bid": True, "ask": False, "buy": True, "sell": False}
 
 
 class _SymbolBook:
-    __slots__ = ("book", "snapshot_ts", "count")
+    __slots__ = ("book", "snapshot_ts")
 
     def __init__(self) -> None:
-        self.book, self.snapshot_ts, self.count = OrderBook(), None, 0
+        self.book, self.snapshot_ts = OrderBook(), None
 
 
 def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str, pa.Table]]:
     out = Batcher("L2Snapshot")
-    books: dict[str, _SymbolBook] = {}
+    books: dict[str, _SymbolBook] = {}      # by the file's symbol
+    counts: dict[str, int] = {}             # events per output symbol (the seq ordinal)
     base = None
     group = None            # (file symbol, timestamp text) of the rows being collected
     state = ts = None       # that group's book state and time (ns)
@@ -328,10 +343,11 @@ def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str,
         if event is None:
             note_skip(stats, "incremental_book_L2 group leaving an empty book")
             return False
-        state.count += 1
-        if state.count >= SEQ_KIND:
-            _check_ordinal(state.count)
-        event["seq"] = base + state.count
+        out_sym = event["symbol"]
+        c = counts[out_sym] = counts.get(out_sym, 0) + 1
+        if c >= SEQ_KIND:
+            _check_ordinal(c)
+        event["seq"] = base + c
         if stats is not None:
             stats.events += 1
         return out.add(event)
