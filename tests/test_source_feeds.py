@@ -169,14 +169,28 @@ def test_tardis_incremental_updates_and_a_new_snapshot(tmp_path):
     assert [e["seq"] % 10**12 for e in events] == [1, 2, 3]
 
 
-def test_tardis_gzip_and_symbol_override(shared_data, tmp_path):
+@pytest.mark.parametrize("module, sample", [
+    (tardis, "tardis/bitmex_trades_XBTUSD.csv"), (tardis, "tardis/deribit_incremental_book_L2_BTC-PERPETUAL.csv"),
+    (tardis, "tardis/binance-futures_book_snapshot_5_BTCUSDT.csv"), (binance, "binance/btcusdt-depth-snap.csv"),
+    (binance, "ADABTC-1m-2021-11-27.csv"), (bybit, "bybit/xrpusdt-ob500.data.zip")])
+def test_compressed_files_give_the_same_events(shared_data, tmp_path, module, sample):
+    import zstandard
+    src = shared_data / NT / sample
+    raw = src.read_bytes()
+    if raw[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(src) as zf:
+            raw = zf.read(zf.namelist()[0])
+    _, expected = events_of(module, src)
+    stem = src.name.removesuffix(".zip")
+    for name, data in ((stem + ".gz", gzip.compress(raw)), (stem + ".zst", zstandard.ZstdCompressor().compress(raw))):
+        path = tmp_path / name
+        path.write_bytes(data)
+        assert module.detect(path), name
+        assert events_of(module, path)[1] == expected, name
+
+
+def test_tardis_symbol_override(shared_data):
     src = shared_data / NT / "tardis" / "bitmex_trades_XBTUSD.csv"
-    gz = tmp_path / "bitmex_trades_XBTUSD.csv.gz"
-    gz.write_bytes(gzip.compress(src.read_bytes()))
-    assert tardis.detect(gz)
-    _, plain = events_of(tardis, src)
-    _, packed = events_of(tardis, gz)
-    assert packed == plain
     _, renamed = events_of(tardis, src, symbol="XBT-PERP", source="tardis-bitmex")
     assert {e["symbol"] for e in renamed} == {"XBT-PERP"} and {e["source"] for e in renamed} == {"tardis-bitmex"}
 

@@ -232,7 +232,8 @@ def open_binary(path: Path) -> BinaryIO:
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if magic == _ZSTD:
         import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
+        return io.BufferedReader(reader, buffer_size=1 << 20)     # the zstd reader has no readline
     if magic == _ZIP:
         zf = zipfile.ZipFile(raw)
         members = [i for i in zf.infolist() if not i.is_dir()]
