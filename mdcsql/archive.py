@@ -34,6 +34,7 @@ class Archive:
                              file_name_metadata=st.file_name_metadata, file_prefix=st.file_prefix)
         self._ingestor: Ingestor | None = None
         self._syncer: CatalogSyncer | None = None
+        self._gate = None            # mdcsql.registry.WriteGate, built with the write path
 
     # ---- creating and opening ---------------------------------------------------------------
     @classmethod
@@ -72,19 +73,35 @@ class Archive:
     def ingestor(self) -> Ingestor:
         """The archive's write path (takes the write lock and runs recovery on first use)."""
         if self._ingestor is None:
+            from mdcsql.registry import WriteGate
             st = self.settings.storage
+            # the registries, as exported to _catalog/*.json: aliases rewritten at ingest, disabled
+            # sources refused, unknown symbols routed by the policy; new ones registered by the syncer
+            gate = self._gate = WriteGate(self.root,
+                                          on_new_symbol=lambda symbol, asset_class: self._syncer.register_symbol(
+                                              symbol, asset_class),
+                                          on_new_source=lambda source, kind: self._syncer.register_source(source, kind))
             self._ingestor = Ingestor(
                 self.root, self.layout, codec=st.codec, level=st.compression_level,
                 sync_mode=st.sync.mode, interval_ms=st.sync.interval_ms, max_events=st.sync.max_events,
                 seal_grace_ns=st.seal_grace_seconds * 1_000_000_000,
                 on_seal=lambda manifests: self._syncer.poke(m["path"] for m in manifests),
-                on_new_file=lambda relpath: self._syncer.poke([relpath]))
+                on_new_file=lambda relpath: self._syncer.poke([relpath]),
+                resolve_symbol=gate.resolve_symbol, admit=gate.admit)
             self._syncer = CatalogSyncer(self)
             self._syncer.start()
         return self._ingestor
 
     def writer(self, source: str, *, root: str = "live", asset_class: str = "equity") -> "Writer":
-        """A source's handle on the write path; the source is registered in the catalog if new."""
+        """A source's handle on the write path; the source is registered in the catalog if new.
+
+        :raises SourceDisabledError: the source is registered and disabled (``mdcsql sources enable``).
+        """
+        from mdcsql.registry import SourceRegistry
+        if self._gate is not None:
+            self._gate.refresh_sources().check_source(source)
+        else:
+            SourceRegistry.load_exported(self.root).check_writable(source, self.root)
         ingestor = self.ingestor()
         self._syncer.register_source(source, "live" if root == "live" else "historical")
         return Writer(ingestor, source=source, root=root, asset_class=asset_class)
@@ -110,7 +127,9 @@ class Archive:
             finally:
                 self._syncer.stop()
                 self._ingestor = None
-            self.sync_catalog(timeout=30, sources=self._syncer.pending_sources())
+                self._gate = None
+            self.sync_catalog(timeout=30, sources=self._syncer.pending_sources(),
+                              symbols=self._syncer.pending_symbols())
 
     def __enter__(self) -> "Archive":
         return self
@@ -123,13 +142,19 @@ class Archive:
         from mdcsql.catalog import Catalog
         return Catalog.open(self.root, read_only=read_only, timeout=timeout)
 
-    def sync_catalog(self, *, timeout: float = 10.0, paths=None, sources: dict | None = None):
+    def sync_catalog(self, *, timeout: float = 10.0, paths=None, sources: dict | None = None,
+                     symbols: dict | None = None):
         """Bring the catalog up to date with the tree (or just `paths`); best effort when `timeout` is short.
 
-        `sources` (id -> live|historical) are registered first unless the catalog knows them already.
+        `sources` (id -> live|historical) and `symbols` (symbol -> asset class) are registered first
+        unless the catalog knows them already.
         """
         try:
             with self.catalog(timeout=timeout) as cat:
+                if symbols:
+                    from mdcsql.catalog.registries import register_new_symbols
+                    with cat.write_lock("register symbols"):
+                        register_new_symbols(cat, symbols)
                 if sources:
                     known = {s["id"] for s in cat.sources()}
                     for source_id, kind in sources.items():
@@ -172,6 +197,7 @@ class CatalogSyncer(threading.Thread):
         self._guard = threading.Lock()
         self._paths: set[str] = set()
         self._sources: dict[str, str] = {}
+        self._symbols: dict[str, str] = {}
         self.syncs = 0
         self.last_error: BaseException | None = None
 
@@ -186,6 +212,12 @@ class CatalogSyncer(threading.Thread):
             self._sources.setdefault(source, kind)
         self._dirty.set()
 
+    def register_symbol(self, symbol: str, asset_class: str) -> None:
+        """A symbol first seen at ingest (unknown-symbol policy accept): registered with the next sync."""
+        with self._guard:
+            self._symbols.setdefault(symbol, asset_class)
+        self._dirty.set()
+
     def run(self) -> None:
         while True:
             self._dirty.wait()
@@ -195,11 +227,14 @@ class CatalogSyncer(threading.Thread):
             with self._guard:
                 paths, self._paths = self._paths, set()
                 sources, self._sources = self._sources, {}
+                symbols, self._symbols = self._symbols, {}
             try:
-                if self.archive.sync_catalog(timeout=0.5, paths=sorted(paths), sources=sources) is None:
+                if self.archive.sync_catalog(timeout=0.5, paths=sorted(paths), sources=sources,
+                                             symbols=symbols) is None:
                     with self._guard:          # the catalog was busy: try again next round
                         self._paths |= paths
                         self._sources = {**sources, **self._sources}
+                        self._symbols = {**symbols, **self._symbols}
                     self._dirty.set()
                 else:
                     self.syncs += 1
@@ -210,6 +245,10 @@ class CatalogSyncer(threading.Thread):
     def pending_sources(self) -> dict[str, str]:
         with self._guard:
             return dict(self._sources)
+
+    def pending_symbols(self) -> dict[str, str]:
+        with self._guard:
+            return dict(self._symbols)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -385,3 +385,6 @@ def main(argv=None) -> None:
         sys.exit(130)
     sys.exit(EXIT_OK)
 
+
+from mdcsql.cli_registry import symbols, sources  # noqa: E402
+cli.add_command(symbols); cli.add_command(sources)

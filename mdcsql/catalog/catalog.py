@@ -14,6 +14,7 @@ up. See docs/catalog.md.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
@@ -33,16 +34,18 @@ from mdcsql.catalog import exports
 from mdcsql.catalog.guard import vet_user_sql
 from mdcsql.catalog.indexer import FILE_COLUMNS, file_row, scan_paths, scan_tree
 from mdcsql.catalog.migrations import apply_migrations
-from mdcsql.catalog.registries import SOURCE_FIELDS, SYMBOL_FIELDS, source_params, symbol_params
+from mdcsql.catalog import registries
+from mdcsql.catalog.registries import source_params, symbol_params
 from mdcsql.catalog.views import SENTINEL, check_root, generate_views, sql_literal, views_fingerprint
-from mdcsql.errors import ArchiveLockedError, ConfigError, MdcsqlError, NotFoundError
+from mdcsql.errors import ArchiveLockedError, MdcsqlError, NotFoundError
 from mdcsql.layout import CATALOG_DIR, CODEC_EXT, EVENT_TYPES, TIER_ROOTS
-from mdcsql.sql import load_sql
+from mdcsql.sql import list_sql, load_sql
 
 __all__ = ["Catalog", "Result", "SyncResult", "CATALOG_FILE"]
 
 CATALOG_FILE = "catalog.duckdb"
 _VIEWS_STATE = "views"
+_MACROS_STATE = "macros"
 #: every (tier root, event type, codec) a file can have: the views list them all (read_json's
 #: allow_empty makes a pattern without files read as nothing), so the first file of a new kind is
 #: visible at once, without waiting for a sync.
@@ -188,6 +191,7 @@ class Catalog:
     def _prepare(self) -> None:
         fresh = not self.execute(load_sql("queries/catalog_is_initialised.sql")).rows
         apply_migrations(self)
+        self._refresh_macros()
         self._ensure_sentinel()
         if self._state(_VIEWS_STATE) is None:           # no view yet: create them empty
             self._refresh_views(None, [], force=True)
@@ -309,6 +313,14 @@ class Catalog:
             raise MdcsqlError(f"{what} needs the catalog opened read-write (read_only=False)")
 
     @contextmanager
+    def write_lock(self, what: str):
+        """Hold this process's write lock of the catalog for a library module's writes (the
+        registries): ``with cat.write_lock("add_mapping"), cat.transaction(): ...``."""
+        self._require_writable(what)
+        with self._writing():
+            yield self
+
+    @contextmanager
     def _writing(self):
         """Hold this process's write lock of the catalog file (see ``_WRITE_LOCKS``)."""
         lock = _write_lock(self.path)
@@ -333,6 +345,28 @@ class Catalog:
         if not sentinel.exists() or sentinel.stat().st_size:
             sentinel.parent.mkdir(parents=True, exist_ok=True)
             sentinel.write_bytes(b"")
+
+    def _refresh_macros(self) -> None:
+        """(Re)create the SQL macros of ``sql/macros/*.sql`` when their text changed. A macro may
+        use another (``CREATE MACRO`` checks the functions it calls), so each round creates those
+        whose dependencies exist, until all are."""
+        texts = {rel: load_sql(rel) for rel in list_sql("macros")}
+        fingerprint = hashlib.sha256("\0".join(f"{k}\0{v}" for k, v in texts.items()).encode()).hexdigest()
+        if self._state(_MACROS_STATE) == fingerprint:
+            return
+        pending = dict(texts)
+        while pending:
+            failed = {}
+            for rel, text in pending.items():
+                try:
+                    self.execute(text)
+                except duckdb.CatalogException as exc:
+                    failed[rel] = exc
+            if len(failed) == len(pending):
+                rel, exc = next(iter(failed.items()))
+                raise MdcsqlError(f"macro mdcsql/sql/{rel} cannot be created: {str(exc).strip()}")
+            pending = {rel: pending[rel] for rel in failed}
+        self._set_state(_MACROS_STATE, fingerprint)
 
     def _refresh_views(self, layout, combos: list[tuple], *, force: bool = False) -> bool:
         """(Re)create the views when their generated text changed; True if it did."""
@@ -505,24 +539,13 @@ class Catalog:
                 exports.atomic_write(target, text)
 
     def _export_sources(self) -> None:
-        exports.write_registry(self.catalog_dir, exports.SOURCES_FILE, "sources", "id", self.sources())
+        registries.export_sources(self)
 
     def _export_symbols(self) -> None:
-        exports.write_registry(self.catalog_dir, exports.SYMBOLS_FILE, "symbols", "symbol", self.symbols())
+        registries.export_symbols(self)         # with the date-ranged mappings and the policy
 
     def _import_registries(self) -> None:
-        for entry in exports.read_registry(self.catalog_dir, exports.SOURCES_FILE, "sources"):
-            try:
-                self.execute(load_sql("queries/catalog_sources_upsert.sql"), source_params(**{
-                    k: v for k, v in entry.items() if k in SOURCE_FIELDS}))
-            except (ConfigError, TypeError, duckdb.Error):
-                continue       # a hand-edited entry that no longer validates: skipped, file kept
-        for entry in exports.read_registry(self.catalog_dir, exports.SYMBOLS_FILE, "symbols"):
-            try:
-                self.execute(load_sql("queries/catalog_symbols_upsert.sql"), symbol_params(**{
-                    k: v for k, v in entry.items() if k in SYMBOL_FIELDS}))
-            except (ConfigError, TypeError, duckdb.Error):
-                continue
+        registries.import_registries(self)      # entries that no longer validate are skipped
 
     # ------------------------------------------------------------------ statistics
     def stats(self) -> dict:

@@ -6,6 +6,13 @@ durable (per the sync mode), then appends each run to its hot partition file wit
 Only after the commit are events *acknowledged*: `flush()` returns the durable position and
 listeners registered with `on_ack` are told.  Partition files are sealed when their stream
 moves past the period, on `seal()` and on `close()`.
+
+Two optional hooks connect the registries (`mdcsql.registry`) without costing the default path:
+`resolve_symbol(symbol, ts_ns, source) -> canonical` rewrites aliases before the partition key is
+computed (None when the registry has no aliases: nothing is called per event), and
+`admit(source, symbol, asset_class, root) -> None | reason` is asked only when an event would open
+a new hot file: it raises to reject the event (a disabled source, an unknown symbol under the
+`reject` policy), returns a reason to have it kept in `_quarantine/` instead of stored, or None.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from mdcsql import events as ev
 from mdcsql.errors import ArchiveLockedError, InputError
 from mdcsql.ingest.checkpoint import Checkpoint
 from mdcsql.ingest.dedupe import StreamState
-from mdcsql.ingest.recovery import RecoveryReport, recover
+from mdcsql.ingest.recovery import RecoveryReport, quarantine, recover
 from mdcsql.ingest.seal import manifest_path, seal_file, utc_now_iso
 from mdcsql.ingest.wal import WalWriter, encode_frame
 from mdcsql.layout import TIER_ROOTS, WAL_DIR, Layout, PartitionKey, period_end, period_label, period_start
@@ -93,7 +100,9 @@ class Ingestor:
     def __init__(self, root: Path, layout: Layout, *, codec: str = "gzip", level: int = 6,
                  sync_mode: str = "batched", interval_ms: int = 5, max_events: int = 10_000,
                  seal_grace_ns: int = 0, on_seal: Callable[[list[dict]], None] | None = None,
-                 on_new_file: Callable[[str], None] | None = None) -> None:
+                 on_new_file: Callable[[str], None] | None = None,
+                 resolve_symbol: Callable[[str, int, str], str] | None = None,
+                 admit: Callable[[str, str, str, str], str | None] | None = None) -> None:
         self.root = Path(root)
         self.layout = layout
         self.codec, self.level = codec, level
@@ -105,6 +114,9 @@ class Ingestor:
         self.seal_grace_ns = seal_grace_ns
         self.on_seal = on_seal
         self.on_new_file = on_new_file
+        self.resolve_symbol = resolve_symbol
+        self.admit = admit
+        self.quarantined: list[dict] = []               # records of events kept out by `admit`
         self.session_id: str | None = None
         self._lock = WriteLock(self.root)
         try:
@@ -144,6 +156,8 @@ class Ingestor:
         """Append one event (any accepted shape unless `normalized`); durable after the next commit."""
         if not normalized:
             event = ev.normalize(event, source=source)
+        if self.resolve_symbol is not None:
+            event = self._resolved(event)
         line = ev.encode(event)
         with self._mutex:
             if self._error is not None or self._stopping:
@@ -157,12 +171,14 @@ class Ingestor:
     def append_many(self, events: Iterable[dict], *, root: str = "live", asset_class: str = "equity",
                     source: str | None = None, normalized: bool = False) -> int:
         n = 0
-        encode, normalize = ev.encode, ev.normalize
+        encode, normalize, resolve = ev.encode, ev.normalize, self.resolve_symbol
         with self._mutex:
             self._check_open()
             for event in events:
                 if not normalized:
                     event = normalize(event, source=source)
+                if resolve is not None:
+                    event = self._resolved(event)
                 self._add(root, asset_class, event, encode(event))
                 n += 1
                 if self._pending >= self.max_events:
@@ -178,6 +194,11 @@ class Ingestor:
         k = (root, event["source"], asset_class, event["symbol"], event["type"], start)
         hot = self._files.get(k)
         if hot is None:
+            if self.admit is not None:
+                why = self.admit(event["source"], event["symbol"], asset_class, root)
+                if why is not None:
+                    self._quarantine(line, why, event["source"], event["symbol"], event["type"], 1)
+                    return
             hot = self._open_file(k, ts)
         state = hot.state
         seq = event["seq"]
@@ -201,6 +222,35 @@ class Ingestor:
         self._pending += 1
         self._accepted += 1
 
+    def _resolved(self, event: dict) -> dict:
+        """The event under its canonical symbol (a copy, only when an alias applies)."""
+        symbol = event["symbol"]
+        canonical = self.resolve_symbol(symbol, event["ts"], event["source"])
+        return event if canonical == symbol else {**event, "symbol": canonical}
+
+    def _resolved_table(self, table: pa.Table) -> pa.Table:
+        """The table with aliases replaced by canonical symbols: one hook call per distinct
+        (symbol, source, UTC day), not per row."""
+        days = pl.Series(table.column("ts")) // _NS["Daily"]
+        keys = pl.DataFrame({"symbol": table.column("symbol"), "source": table.column("source"), "day": days})
+        distinct = keys.unique()
+        resolve = self.resolve_symbol
+        canonical = [resolve(sym, day * _NS["Daily"], src) for sym, src, day in distinct.iter_rows()]
+        if canonical == distinct.get_column("symbol").to_list():
+            return table
+        mapped = keys.join(distinct.with_columns(pl.Series("canonical", canonical, pl.String)),
+                           on=["symbol", "source", "day"], how="left", maintain_order="left")
+        index = table.schema.get_field_index("symbol")
+        return table.set_column(index, table.schema.field(index),
+                                pc.cast(mapped.get_column("canonical").to_arrow(), table.schema.field(index).type))
+
+    def _quarantine(self, data: bytes, why: str, source: str, symbol: str, etype: str, events: int) -> None:
+        """Keep events that `admit` turned away in `_quarantine/`, with a record; not stored."""
+        n = len(self.quarantined) + 1
+        self.quarantined.append(quarantine(self.root, f"admit-{os.getpid()}-{n}", data, {
+            "reason": why, "field": "symbol", "source": source, "symbol": symbol, "type": etype,
+            "events": events}))
+
     def _backpressure(self) -> None:
         """Wake the committer; if it is far behind, wait for it (bounded memory). Mutex held."""
         self._cond.notify_all()
@@ -218,6 +268,8 @@ class Ingestor:
         table = ev.normalize_table(table, type=type, source=source)
         if table.num_rows == 0:
             return 0
+        if self.resolve_symbol is not None:
+            table = self._resolved_table(table)
         etype = table.column("type")[0].as_py()
         starts = _period_starts(table.column("ts"), self.layout.partition)
         groups = (pl.DataFrame({"source": table.column("source"), "symbol": table.column("symbol"),
@@ -229,10 +281,21 @@ class Ingestor:
         for source_v, symbol_v, start, rows in groups.iter_rows():
             part = table.take(pa.array(rows, pa.uint32())) if len(rows) != table.num_rows else table
             k = (root, source_v, asset_class, symbol_v, etype, start)
+            why = None
             with self._mutex:
                 self._check_open()
-                hot = self._files.get(k) or self._open_file(k, part.column("ts")[0].as_py())
-                part = self._dedupe_part(hot, part)
+                hot = self._files.get(k)
+                if hot is None and self.admit is not None:
+                    try:
+                        why = self.admit(source_v, symbol_v, asset_class, root)
+                    except InputError as exc:          # name the table row, as normalize_table does
+                        raise InputError(exc.reason, line=rows[0] + 1, field=exc.field) from None
+                if why is None:
+                    hot = hot or self._open_file(k, part.column("ts")[0].as_py())
+                    part = self._dedupe_part(hot, part)
+            if why is not None:
+                self._quarantine(ev.encode_table(part), why, source_v, symbol_v, etype, part.num_rows)
+                continue
             if part.num_rows == 0:
                 continue
             data = ev.encode_table(part)                  # the costly step, outside the mutex
