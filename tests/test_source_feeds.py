@@ -806,3 +806,45 @@ def test_dbn_symbols_by_date_and_unmapped_instruments(shared_data, tmp_path, mon
             with pytest.raises(InputError, match="no symbol mapping for instrument_id 5482 on 2020-12-30") as info:
                 list(dbn.read(path))
         assert (info.value.line, info.value.field) == (4, "instrument_id")
+
+
+@pytest.mark.parametrize("codec", ["gzip", "zstd"])
+@pytest.mark.parametrize("module, sample", [
+    (tardis, "tardis/bitmex_trades_XBTUSD.csv"), (tardis, "tardis/binance-futures_book_snapshot_25_BTCUSDT.csv"),
+    (bybit, "bybit/xrpusdt-ob500.data.zip")])
+def test_truncated_compressed_input(shared_data, tmp_path, module, sample, codec):
+    """A cut gzip/zstd file: every event of the whole lines before the break is yielded, then
+    InputError('truncated … stream') at the line where the stream broke."""
+    import zlib
+    import zstandard
+    src = shared_data / NT / sample
+    raw = src.read_bytes()
+    if raw[:4] == b"PK\x03\x04":
+        with zipfile.ZipFile(src) as zf:
+            raw = zf.read(zf.namelist()[0])
+    header = 1 if module is tardis else 0
+    lines = raw.splitlines(keepends=True)
+    if module is tardis:                             # more rows, so that the cut leaves many whole lines
+        lines = lines[:1] + lines[1:] * 300
+    raw = b"".join(lines)
+    if codec == "gzip":
+        data = gzip.compress(raw)[:-200]
+        prefix = zlib.decompressobj(31).decompress(data)
+    else:                                            # several frames (also read across), the last one cut
+        c = zstandard.ZstdCompressor(level=1)
+        data = b"".join(c.compress(b"".join(lines[i:i + 40])) for i in range(0, len(lines), 40))[:-200]
+        with zstandard.ZstdDecompressor().stream_reader(data, read_across_frames=True) as r:
+            prefix = r.read()
+    whole = prefix.count(b"\n")
+    assert 10 < whole < len(lines)
+    path = tmp_path / f"cut.{codec}"
+    path.write_bytes(data)
+    events = []
+    with pytest.raises(InputError, match=f"truncated {codec} stream") as info:
+        for _, batch in module.read(path):
+            events.extend(batch.to_pylist())
+    assert (info.value.file, info.value.line) == (str(path), whole + 1)
+    assert len(events) == whole - header
+    full = tmp_path / "full"
+    full.write_bytes(raw)
+    assert events == events_of(module, full)[1][:len(events)]

@@ -27,8 +27,8 @@ import pyarrow as pa
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError
-from mdcsql.sources.book import (NS_PER_MS, NS_PER_US, Batcher, OrderBook, ReplayStats, head_bytes, note_skip,
-                                 open_binary, text_lines, where)
+from mdcsql.sources.book import (_flush, NS_PER_MS, NS_PER_US, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, head_bytes,
+                                 broken, note_skip, open_binary, stream_error, text_lines, where)
 
 FORMAT = "binance"
 DEFAULT_SOURCE = "binance"
@@ -118,46 +118,50 @@ def read_many(paths: Iterable[Path], *, symbol: str | None = None, source: str |
     states: dict[str, _DepthState] = {}
     out = Batcher("L2Snapshot")
     decimal_text = ev.decimal_text
-    for path in paths:
-        path = Path(path)
-        msg = None        # (key, state, symbol, ts ns, first id, last id, pu, line) of the message being read
-        skipping = False
-        for line, row in _csv_rows(path, DEPTH_HEADER):
-            if stats is not None:
-                stats.messages += 1
-            sym, ts_text, first_text, last_text, side, utype, p, q, pu_text = row
-            key = (sym, utype, first_text, last_text)
-            try:
-                if msg is None or key != msg[0]:
-                    if msg is not None and not skipping and _emit(msg, symbol, source, depth, out, stats):
-                        yield ASSET_CLASS, out.take()
-                    if not sym:
-                        raise InputError("missing symbol", field="symbol")
-                    if utype not in ("snap", "set"):
-                        raise InputError(f"update_type must be snap or set, got {utype[:20]!r}", field="update_type")
-                    ts = _time_ns(ts_text, "timestamp")
-                    first_id, last_id = _update_id(first_text, "first_update_id"), _update_id(last_text,
-                                                                                               "last_update_id")
-                    pu = None if pu_text in ("", "-1") else _update_id(pu_text, "pu")
-                    state = states.get(sym)
-                    if state is None:
-                        state = states[sym] = _DepthState()
-                    skipping = _start_message(state, utype, first_id, last_id, pu, sym, ts, path, line, stats)
-                    msg = (key, state, sym, ts, first_id, last_id, pu, line)
-                if side not in ("a", "b"):
-                    raise InputError(f"side must be a or b, got {side[:20]!r}", field="side")
-                price = decimal_text(p, "price")
-                size = decimal_text(q, "qty")
-                if size[0] == "-":
-                    raise InputError(f"qty must not be negative, got {size}", field="qty")
-            except InputError as exc:
-                raise where(exc, str(path), line) from None
-            if skipping:
-                note_skip(stats, "depth row older than the snapshot")
-                continue
-            msg[1].book.update(side == "b", price, size)
-        if msg is not None and not skipping:
-            _emit(msg, symbol, source, depth, out, stats)
+    try:
+        for path in paths:
+            path = Path(path)
+            msg = None        # (key, state, symbol, ts ns, first id, last id, pu, line) of the message being read
+            skipping = False
+            for line, row in _csv_rows(path, DEPTH_HEADER):
+                if stats is not None:
+                    stats.messages += 1
+                sym, ts_text, first_text, last_text, side, utype, p, q, pu_text = row
+                key = (sym, utype, first_text, last_text)
+                try:
+                    if msg is None or key != msg[0]:
+                        if msg is not None and not skipping and _emit(msg, symbol, source, depth, out, stats):
+                            yield ASSET_CLASS, out.take()
+                        if not sym:
+                            raise InputError("missing symbol", field="symbol")
+                        if utype not in ("snap", "set"):
+                            raise InputError(f"update_type must be snap or set, got {utype[:20]!r}", field="update_type")
+                        ts = _time_ns(ts_text, "timestamp")
+                        first_id, last_id = _update_id(first_text, "first_update_id"), _update_id(last_text,
+                                                                                                   "last_update_id")
+                        pu = None if pu_text in ("", "-1") else _update_id(pu_text, "pu")
+                        state = states.get(sym)
+                        if state is None:
+                            state = states[sym] = _DepthState()
+                        skipping = _start_message(state, utype, first_id, last_id, pu, sym, ts, path, line, stats)
+                        msg = (key, state, sym, ts, first_id, last_id, pu, line)
+                    if side not in ("a", "b"):
+                        raise InputError(f"side must be a or b, got {side[:20]!r}", field="side")
+                    price = decimal_text(p, "price")
+                    size = decimal_text(q, "qty")
+                    if size[0] == "-":
+                        raise InputError(f"qty must not be negative, got {size}", field="qty")
+                except InputError as exc:
+                    raise where(exc, str(path), line) from None
+                if skipping:
+                    note_skip(stats, "depth row older than the snapshot")
+                    continue
+                msg[1].book.update(side == "b", price, size)
+            if msg is not None and not skipping:
+                _emit(msg, symbol, source, depth, out, stats)
+    except InputError:
+        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        raise
     last = out.take()
     if last is not None:
         yield ASSET_CLASS, last
@@ -217,7 +221,7 @@ def _emit(msg, symbol, source, depth, out: Batcher, stats) -> bool:
 def _csv_rows(path: Path, header: list[str] | None, width: int | None = None):
     """(line, row) of a CSV's data rows; checks the header (when given) and every row's width."""
     width = width or len(header)
-    with open_binary(path) as f:
+    with open_binary(path, lines=True) as f:
         reader = csv.reader(text_lines(f))
         try:
             if header is not None:
@@ -235,6 +239,11 @@ def _csv_rows(path: Path, header: list[str] | None, width: int | None = None):
             raise InputError(f"malformed CSV: {exc}", file=str(path), line=reader.line_num) from None
         except UnicodeDecodeError as exc:
             raise InputError(f"invalid UTF-8: {exc.reason}", file=str(path), line=reader.line_num + 1) from None
+        except STREAM_ERRORS as exc:
+            raise stream_error(exc, str(path), reader.line_num + 1) from None
+        why = broken(f)
+        if why:
+            raise InputError(why, file=str(path), line=reader.line_num + 1)
 
 
 # ---- klines -------------------------------------------------------------------------------------
@@ -264,30 +273,34 @@ def _read_klines(path: Path, symbol: str | None, source: str, stats) -> Iterator
         interval = interval[:-1] + "mo" if interval.endswith("M") else interval
     out = Batcher("HistoricalBar")
     first = True
-    for line, row in _csv_rows(path, None, 12):
-        if first and row == KLINE_COLUMNS:
+    try:
+        for line, row in _csv_rows(path, None, 12):
+            if first and row == KLINE_COLUMNS:
+                first = False
+                continue
             first = False
-            continue
-        first = False
-        if stats is not None:
-            stats.messages += 1
-        try:
-            ts = _time_ns(row[0], "open_time")
-            bar_interval = interval
-            if bar_interval is None:
-                bar_interval = interval_of(ts, _time_ns(row[6], "close_time"))
+            if stats is not None:
+                stats.messages += 1
+            try:
+                ts = _time_ns(row[0], "open_time")
+                bar_interval = interval
                 if bar_interval is None:
-                    raise InputError("cannot tell the interval from open_time and close_time", field="close_time")
-            event = {"type": "HistoricalBar", "symbol": symbol, "source": source, "ts": ts, "recv_ts": None,
-                     "seq": None, "open": row[1], "high": row[2], "low": row[3], "close": row[4], "volume": row[5],
-                     "interval": bar_interval}
-            event = ev.normalize(event)
-        except InputError as exc:
-            raise where(exc, str(path), line) from None
-        if stats is not None:
-            stats.events += 1
-        if out.add(event):
-            yield ASSET_CLASS, out.take()
+                    bar_interval = interval_of(ts, _time_ns(row[6], "close_time"))
+                    if bar_interval is None:
+                        raise InputError("cannot tell the interval from open_time and close_time", field="close_time")
+                event = {"type": "HistoricalBar", "symbol": symbol, "source": source, "ts": ts, "recv_ts": None,
+                         "seq": None, "open": row[1], "high": row[2], "low": row[3], "close": row[4], "volume": row[5],
+                         "interval": bar_interval}
+                event = ev.normalize(event)
+            except InputError as exc:
+                raise where(exc, str(path), line) from None
+            if stats is not None:
+                stats.events += 1
+            if out.add(event):
+                yield ASSET_CLASS, out.take()
+    except InputError:
+        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        raise
     last = out.take()
     if last is not None:
         yield ASSET_CLASS, last

@@ -20,7 +20,6 @@ batching), so each reader module stays one format.
 
 from __future__ import annotations
 
-import gzip
 import io
 import zipfile
 from bisect import bisect_left, insort
@@ -216,10 +215,99 @@ def note_skip(stats: SourceStats | None, reason: str, n: int = 1) -> None:
 
 
 _GZIP, _ZSTD, _ZIP = b"\x1f\x8b", b"\x28\xb5\x2f\xfd", b"PK\x03\x04"
+_READ = 1 << 18
 
 
-def open_binary(path: Path) -> BinaryIO:
-    """The file's bytes, decompressed by magic: gzip, zstd, or a zip of exactly one file; else as is."""
+class _Decompressed(io.RawIOBase):
+    """A gzip or zstd file (several members/frames allowed) as a raw stream of its decompressed bytes.
+
+    A stream that stops inside a member/frame, or holds bad data, does not end quietly (zstandard's
+    stream_reader would): with `lines=False` reading raises InputError("truncated zstd stream" /
+    "corrupt zstd stream: …"); with `lines=True` only whole lines are handed out, the stream
+    ends at the last complete line before the break, and `broken` says why (the reader then raises
+    at the next line, as `mdcsql.events.iter_file` does).
+    """
+
+    def __init__(self, raw, codec: str, name: str, lines: bool) -> None:
+        import zlib
+        import zstandard
+        self._raw, self._codec, self._name, self._lines = raw, codec, name, lines
+        self._gz = codec == "gzip"
+        self._new = (lambda: zlib.decompressobj(31)) if self._gz else zstandard.ZstdDecompressor().decompressobj
+        self._errors = (zlib.error,) if self._gz else (zstandard.ZstdError,)
+        self._d, self._fed, self._pending, self._buf, self._carry = self._new(), False, b"", b"", b""
+        self.broken: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+    def _break(self, why: str) -> bool:
+        if not self._lines:
+            raise InputError(why, file=self._name)
+        self.broken, self._carry = why, b""         # the partial line after the last newline is not handed out
+        return False
+
+    def _fill(self) -> bool:
+        """Decompress more into self._buf; False at the end of the data."""
+        while not self._buf:
+            if self.broken:
+                return False
+            data = self._pending or self._raw.read(_READ)
+            self._pending = b""
+            if not data:
+                if self._fed:
+                    tail = self._d.flush() if self._gz else b""
+                    if not self._d.eof:
+                        return self._break(f"truncated {self._codec} stream")
+                    self._fed, self._buf = False, tail
+                    continue
+                self._buf, self._carry = self._carry, b""
+                return bool(self._buf)
+            if not self._fed:
+                data = data.lstrip(b"\0") if self._gz else data     # gzip allows zero padding between members
+                if not data:
+                    continue
+            self._fed = True
+            try:
+                out = self._d.decompress(data, 1 << 22) if self._gz else self._d.decompress(data)
+            except self._errors as exc:
+                return self._break(f"corrupt {self._codec} stream: {exc}")
+            self._pending = self._d.unconsumed_tail if self._gz else b""
+            if self._d.eof:
+                self._pending = self._d.unused_data + self._pending
+                self._d, self._fed = self._new(), False
+            if self._lines:
+                out = self._carry + out
+                cut = out.rfind(b"\n") + 1
+                self._buf, self._carry = out[:cut], out[cut:]
+            else:
+                self._buf = out
+        return True
+
+    def readinto(self, b) -> int:
+        if not self._buf and not self._fill():
+            return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def broken(f) -> str | None:
+    """Why a stream from `open_binary(..., lines=True)` ended early (truncated/corrupt), else None."""
+    return getattr(getattr(f, "raw", None), "broken", None)
+
+
+def open_binary(path: Path, *, lines: bool = False) -> BinaryIO:
+    """The file's bytes, decompressed by magic: gzip, zstd, or a zip of exactly one file; else as is.
+
+    A truncated or corrupt gzip/zstd stream raises InputError (`file` set) when reading reaches it,
+    or, with `lines=True`, ends after the last whole line and is reported by `broken(f)`.
+    """
     path = Path(path)
     try:
         raw = open(path, "rb")
@@ -229,13 +317,15 @@ def open_binary(path: Path) -> BinaryIO:
     magic = raw.read(4)
     raw.seek(0)
     if magic[:2] == _GZIP:
-        return gzip.GzipFile(fileobj=raw, mode="rb")
+        return io.BufferedReader(_Decompressed(raw, "gzip", str(path), lines), buffer_size=1 << 20)
     if magic == _ZSTD:
-        import zstandard
-        reader = zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True, closefd=True)
-        return io.BufferedReader(reader, buffer_size=1 << 20)     # the zstd reader has no readline
+        return io.BufferedReader(_Decompressed(raw, "zstd", str(path), lines), buffer_size=1 << 20)
     if magic == _ZIP:
-        zf = zipfile.ZipFile(raw)
+        try:
+            zf = zipfile.ZipFile(raw)
+        except zipfile.BadZipFile as exc:
+            raw.close()
+            raise InputError(f"corrupt zip: {exc}", file=str(path)) from None
         members = [i for i in zf.infolist() if not i.is_dir()]
         if len(members) != 1:
             raw.close()
@@ -314,6 +404,23 @@ class Batcher:
                 arrays.append(pa.array(self.cols[field.name], field.type))
         self._reset()
         return pa.Table.from_arrays(arrays, schema=self.schema)
+
+
+def _flush(out: "Batcher", asset_class: str):
+    """Yield what `out` holds (used before re-raising an InputError: completed events are not lost)."""
+    table = out.take()
+    if table is not None:
+        yield asset_class, table
+
+
+STREAM_ERRORS = (InputError, EOFError, OSError, zipfile.BadZipFile)   # what reading a (compressed) file may raise
+
+
+def stream_error(exc: BaseException, file: str, line: int | None) -> InputError:
+    """An error met while reading the file, as InputError at `line` (unless it names one already)."""
+    if isinstance(exc, InputError):
+        return exc if exc.line is not None else where(exc, file, line)
+    return InputError(f"unreadable input: {exc}", file=file, line=line)
 
 
 def where(err: InputError, file: str, line: int | None, field: str | None = None) -> InputError:

@@ -26,7 +26,8 @@ import pyarrow as pa
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError
-from mdcsql.sources.book import NS_PER_MS, Batcher, OrderBook, ReplayStats, head_bytes, note_skip, open_binary, where
+from mdcsql.sources.book import (_flush, NS_PER_MS, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, head_bytes, note_skip,
+                                 broken, open_binary, stream_error, where)
 
 FORMAT = "bybit"
 DEFAULT_SOURCE = "bybit"
@@ -87,26 +88,42 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
     source = source or DEFAULT_SOURCE
     states: dict[str, _State] = {}
     out = Batcher("L2Snapshot")
-    with open_binary(path) as f:
-        for line_no, raw in enumerate(f, 1):
-            raw = raw.rstrip(b"\r\n")
-            if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            if not raw.strip():
-                continue
-            if stats is not None:
-                stats.messages += 1
-            try:
-                event = _message(raw, states, symbol, source, depth, stats, path, line_no)
-            except InputError as exc:
-                raise where(exc, str(path), line_no) from None
-            if event is None:
-                note_skip(stats, "message leaving an empty book")
-                continue
-            if stats is not None:
-                stats.events += 1
-            if out.add(event):
-                yield ASSET_CLASS, out.take()
+    try:
+        line_no = 0
+        with open_binary(path, lines=True) as f:
+            lines = iter(f)
+            while True:
+                try:
+                    raw = next(lines, None)
+                except STREAM_ERRORS as exc:
+                    raise stream_error(exc, str(path), line_no + 1) from None
+                if raw is None:
+                    break
+                line_no += 1
+                raw = raw.rstrip(b"\r\n")
+                if line_no == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                    raw = raw[3:]
+                if not raw.strip():
+                    continue
+                if stats is not None:
+                    stats.messages += 1
+                try:
+                    event = _message(raw, states, symbol, source, depth, stats, path, line_no)
+                except InputError as exc:
+                    raise where(exc, str(path), line_no) from None
+                if event is None:
+                    note_skip(stats, "message leaving an empty book")
+                    continue
+                if stats is not None:
+                    stats.events += 1
+                if out.add(event):
+                    yield ASSET_CLASS, out.take()
+            why = broken(f)
+            if why:
+                raise InputError(why, file=str(path), line=line_no + 1)
+    except InputError:
+        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        raise
     last = out.take()
     if last is not None:
         yield ASSET_CLASS, last

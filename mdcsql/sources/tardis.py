@@ -29,8 +29,8 @@ import pyarrow.csv as pacsv
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError
-from mdcsql.sources.book import (NS_PER_US, Batcher, OrderBook, ReplayStats, day_seq_base, head_bytes, note_skip,
-                                 open_binary, text_lines, where)
+from mdcsql.sources.book import (_flush, NS_PER_US, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, day_seq_base, head_bytes,
+                                 broken, note_skip, open_binary, stream_error, text_lines, where)
 
 FORMAT = "tardis"
 DEFAULT_SOURCE = "tardis"
@@ -98,8 +98,12 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
     """
     path = Path(path)
     source = source or DEFAULT_SOURCE
-    with open_binary(path) as f:
-        header = _header(f.readline())
+    with open_binary(path, lines=True) as f:
+        first = f.readline()
+        why = broken(f) if not first.endswith(b"\n") else None
+    if why:
+        raise InputError(why, file=str(path), line=1)
+    header = _header(first)
     if header is None or _kind(header) is None:
         raise InputError(f"not a supported Tardis CSV: header {','.join(header or [])[:120]!r}",
                          file=str(path), line=1)
@@ -122,7 +126,7 @@ def _read_flat(path, kind, header, symbol, source, stats) -> Iterator[tuple[str,
     counters: dict[str, int] = {}
     base = None
     done = 0
-    with open_binary(path) as f:
+    with open_binary(path, lines=True) as f:
         try:
             reader = pacsv.open_csv(f, read_options=pacsv.ReadOptions(block_size=4 << 20), convert_options=convert)
             for batch in reader:
@@ -168,10 +172,11 @@ def _read_flat(path, kind, header, symbol, source, stats) -> Iterator[tuple[str,
                     stats.messages += n
                     stats.events += n
                 yield ASSET_CLASS, table
-        except (_Slow, pa.ArrowInvalid):
+        except (_Slow, pa.ArrowInvalid, *STREAM_ERRORS):
             pass
         else:
-            return
+            if not broken(f):
+                return
     # Something in the file is wrong: find the exact line and column row by row, then raise.
     _locate_error(path, kind, symbol, source)
     raise InputError(f"malformed Tardis CSV after row {done}", file=str(path))
@@ -216,7 +221,7 @@ def _us(text: str, column: str) -> int:
 
 def _rows(path: Path, width: int):
     """(line number, row) of the data rows; a row of the wrong width raises InputError."""
-    with open_binary(path) as f:
+    with open_binary(path, lines=True) as f:
         reader = csv.reader(text_lines(f))
         next(reader, None)
         try:
@@ -230,6 +235,11 @@ def _rows(path: Path, width: int):
             raise InputError(f"malformed CSV: {exc}", file=str(path), line=reader.line_num) from None
         except UnicodeDecodeError as exc:
             raise InputError(f"invalid UTF-8: {exc.reason}", file=str(path), line=reader.line_num + 1) from None
+        except STREAM_ERRORS as exc:
+            raise stream_error(exc, str(path), reader.line_num + 1) from None
+        why = broken(f)
+        if why:
+            raise InputError(why, file=str(path), line=reader.line_num + 1)
 
 
 def _locate_error(path: Path, kind: str, symbol, source) -> None:
@@ -283,31 +293,35 @@ def _read_snapshots(path, header, symbol, source, stats) -> Iterator[tuple[str, 
     out = Batcher("L2Snapshot")
     counters: dict[str, int] = {}
     base = None
-    for line, row in _rows(path, len(header)):
-        if stats is not None:
-            stats.messages += 1
-        try:
-            ts = _us(row[2], "timestamp") * NS_PER_US
-            recv = _us(row[3], "local_timestamp") * NS_PER_US if row[3] else None
-            bids, asks = _levels(row, 4, n)
-            sym = symbol or row[1]
-            if not sym:
-                raise InputError("missing symbol", field="symbol")
-        except InputError as exc:
-            raise where(exc, str(path), line) from None
-        if not bids and not asks:
-            note_skip(stats, "book_snapshot row with no levels")
-            continue
-        if base is None:
-            base = day_seq_base(ts) + n * SEQ_KIND
-        c = counters[sym] = counters.get(sym, 0) + 1
-        if c >= SEQ_KIND:
-            _check_ordinal(c)
-        if stats is not None:
-            stats.events += 1
-        if out.add({"type": "L2Snapshot", "symbol": sym, "source": source, "ts": ts, "recv_ts": recv,
-                    "seq": base + c, "bids": bids, "asks": asks, "venue": row[0] or None}):
-            yield ASSET_CLASS, out.take()
+    try:
+        for line, row in _rows(path, len(header)):
+            if stats is not None:
+                stats.messages += 1
+            try:
+                ts = _us(row[2], "timestamp") * NS_PER_US
+                recv = _us(row[3], "local_timestamp") * NS_PER_US if row[3] else None
+                bids, asks = _levels(row, 4, n)
+                sym = symbol or row[1]
+                if not sym:
+                    raise InputError("missing symbol", field="symbol")
+            except InputError as exc:
+                raise where(exc, str(path), line) from None
+            if not bids and not asks:
+                note_skip(stats, "book_snapshot row with no levels")
+                continue
+            if base is None:
+                base = day_seq_base(ts) + n * SEQ_KIND
+            c = counters[sym] = counters.get(sym, 0) + 1
+            if c >= SEQ_KIND:
+                _check_ordinal(c)
+            if stats is not None:
+                stats.events += 1
+            if out.add({"type": "L2Snapshot", "symbol": sym, "source": source, "ts": ts, "recv_ts": recv,
+                        "seq": base + c, "bids": bids, "asks": asks, "venue": row[0] or None}):
+                yield ASSET_CLASS, out.take()
+    except InputError:
+        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        raise
     last = out.take()
     if last is not None:
         yield ASSET_CLASS, last
@@ -352,57 +366,61 @@ def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str,
             stats.events += 1
         return out.add(event)
 
-    for line, row in _rows(path, len(INCREMENTAL)):
-        if stats is not None:
-            stats.messages += 1
-        exchange, fsym, ts_text, r_text, snap, side, p, a = row
-        try:
-            if group is None or ts_text != group[1] or fsym != group[0]:
-                if group is not None and emit():
-                    yield ASSET_CLASS, out.take()
-                ts = _us(ts_text, "timestamp") * NS_PER_US
-                if base is None:
-                    base = day_seq_base(ts)
-                if not fsym and not symbol:
-                    raise InputError("missing symbol", field="symbol")
-                group = (fsym, ts_text)
-                state = books.get(fsym)
-                if state is None:
-                    state = books[fsym] = _SymbolBook()
-            if r_text != good_recv and r_text:
-                _us(r_text, "local_timestamp")
-                good_recv = r_text
-            is_bid = _SIDES.get(side)
-            if is_bid is None:
-                raise InputError(f"side must be bid or ask, got {side[:20]!r}", field="side")
-            price = prices.get(p)
-            if price is None:
-                price = decimal_text(p, "price")
-                if len(prices) > 1 << 16:
-                    prices.clear()
-                prices[p] = price
-            size = sizes.get(a)
-            if size is None:
-                size = decimal_text(a, "amount")
-                if size[0] == "-":
-                    raise InputError(f"amount must not be negative, got {size}", field="amount")
-                if len(sizes) > 1 << 16:
-                    sizes.clear()
-                sizes[a] = size
-            if snap == "true":
-                if state.snapshot_ts != ts_text:    # a new snapshot starts (file start or after a reconnection)
-                    state.book.clear()
-                    state.snapshot_ts = ts_text
-            elif snap == "false":
-                state.snapshot_ts = None
-            else:
-                raise InputError(f"is_snapshot must be true or false, got {snap[:20]!r}", field="is_snapshot")
-        except InputError as exc:
-            raise where(exc, str(path), line) from None
-        state.book.update(is_bid, price, size)
-        recv_text, venue = r_text, exchange or None
-    if group is not None:
-        emit()
+    try:
+        for line, row in _rows(path, len(INCREMENTAL)):
+            if stats is not None:
+                stats.messages += 1
+            exchange, fsym, ts_text, r_text, snap, side, p, a = row
+            try:
+                if group is None or ts_text != group[1] or fsym != group[0]:
+                    if group is not None and emit():
+                        yield ASSET_CLASS, out.take()
+                    ts = _us(ts_text, "timestamp") * NS_PER_US
+                    if base is None:
+                        base = day_seq_base(ts)
+                    if not fsym and not symbol:
+                        raise InputError("missing symbol", field="symbol")
+                    group = (fsym, ts_text)
+                    state = books.get(fsym)
+                    if state is None:
+                        state = books[fsym] = _SymbolBook()
+                if r_text != good_recv and r_text:
+                    _us(r_text, "local_timestamp")
+                    good_recv = r_text
+                is_bid = _SIDES.get(side)
+                if is_bid is None:
+                    raise InputError(f"side must be bid or ask, got {side[:20]!r}", field="side")
+                price = prices.get(p)
+                if price is None:
+                    price = decimal_text(p, "price")
+                    if len(prices) > 1 << 16:
+                        prices.clear()
+                    prices[p] = price
+                size = sizes.get(a)
+                if size is None:
+                    size = decimal_text(a, "amount")
+                    if size[0] == "-":
+                        raise InputError(f"amount must not be negative, got {size}", field="amount")
+                    if len(sizes) > 1 << 16:
+                        sizes.clear()
+                    sizes[a] = size
+                if snap == "true":
+                    if state.snapshot_ts != ts_text:    # a new snapshot starts (file start or after a reconnection)
+                        state.book.clear()
+                        state.snapshot_ts = ts_text
+                elif snap == "false":
+                    state.snapshot_ts = None
+                else:
+                    raise InputError(f"is_snapshot must be true or false, got {snap[:20]!r}", field="is_snapshot")
+            except InputError as exc:
+                raise where(exc, str(path), line) from None
+            state.book.update(is_bid, price, size)
+            recv_text, venue = r_text, exchange or None
+        if group is not None:
+            emit()
+    except InputError:
+        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        raise
     last = out.take()
     if last is not None:
         yield ASSET_CLASS, last
