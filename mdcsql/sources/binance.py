@@ -27,8 +27,8 @@ import pyarrow as pa
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError
-from mdcsql.sources.book import (_flush, NS_PER_MS, NS_PER_US, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, head_bytes,
-                                 broken, note_skip, open_binary, stream_error, text_lines, where)
+from mdcsql.sources.book import (drain, NS_PER_MS, NS_PER_US, STREAM_ERRORS, Batcher, OrderBook, ReplayStats,
+                                 head_bytes, broken, note_skip, open_binary, stream_error, text_lines, where)
 
 FORMAT = "binance"
 DEFAULT_SOURCE = "binance"
@@ -135,10 +135,11 @@ def read_many(paths: Iterable[Path], *, symbol: str | None = None, source: str |
                         if not sym:
                             raise InputError("missing symbol", field="symbol")
                         if utype not in ("snap", "set"):
-                            raise InputError(f"update_type must be snap or set, got {utype[:20]!r}", field="update_type")
+                            raise InputError(f"update_type must be snap or set, got {utype[:20]!r}",
+                                             field="update_type")
                         ts = _time_ns(ts_text, "timestamp")
-                        first_id, last_id = _update_id(first_text, "first_update_id"), _update_id(last_text,
-                                                                                                   "last_update_id")
+                        first_id = _update_id(first_text, "first_update_id")
+                        last_id = _update_id(last_text, "last_update_id")
                         pu = None if pu_text in ("", "-1") else _update_id(pu_text, "pu")
                         state = states.get(sym)
                         if state is None:
@@ -160,7 +161,7 @@ def read_many(paths: Iterable[Path], *, symbol: str | None = None, source: str |
             if msg is not None and not skipping:
                 _emit(msg, symbol, source, depth, out, stats)
     except InputError:
-        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        yield from drain(out, ASSET_CLASS)   # the events completed before the bad line
         raise
     last = out.take()
     if last is not None:
@@ -299,7 +300,7 @@ def _read_klines(path: Path, symbol: str | None, source: str, stats) -> Iterator
             if out.add(event):
                 yield ASSET_CLASS, out.take()
     except InputError:
-        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        yield from drain(out, ASSET_CLASS)   # the events completed before the bad line
         raise
     last = out.take()
     if last is not None:

@@ -406,7 +406,7 @@ class Batcher:
         return pa.Table.from_arrays(arrays, schema=self.schema)
 
 
-def _flush(out: "Batcher", asset_class: str):
+def drain(out: "Batcher", asset_class: str):
     """Yield what `out` holds (used before re-raising an InputError: completed events are not lost)."""
     table = out.take()
     if table is not None:

@@ -26,8 +26,8 @@ import pyarrow as pa
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError
-from mdcsql.sources.book import (_flush, NS_PER_MS, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, head_bytes, note_skip,
-                                 broken, open_binary, stream_error, where)
+from mdcsql.sources.book import (drain, NS_PER_MS, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, head_bytes,
+                                 note_skip, broken, open_binary, stream_error, where)
 
 FORMAT = "bybit"
 DEFAULT_SOURCE = "bybit"
@@ -122,7 +122,7 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
             if why:
                 raise InputError(why, file=str(path), line=line_no + 1)
     except InputError:
-        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        yield from drain(out, ASSET_CLASS)   # the events completed before the bad line
         raise
     last = out.take()
     if last is not None:

@@ -29,8 +29,8 @@ import pyarrow.csv as pacsv
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError
-from mdcsql.sources.book import (_flush, NS_PER_US, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, day_seq_base, head_bytes,
-                                 broken, note_skip, open_binary, stream_error, text_lines, where)
+from mdcsql.sources.book import (drain, NS_PER_US, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, day_seq_base,
+                                 head_bytes, broken, note_skip, open_binary, stream_error, text_lines, where)
 
 FORMAT = "tardis"
 DEFAULT_SOURCE = "tardis"
@@ -320,7 +320,7 @@ def _read_snapshots(path, header, symbol, source, stats) -> Iterator[tuple[str, 
                         "seq": base + c, "bids": bids, "asks": asks, "venue": row[0] or None}):
                 yield ASSET_CLASS, out.take()
     except InputError:
-        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        yield from drain(out, ASSET_CLASS)   # the events completed before the bad line
         raise
     last = out.take()
     if last is not None:
@@ -419,7 +419,7 @@ def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str,
         if group is not None:
             emit()
     except InputError:
-        yield from _flush(out, ASSET_CLASS)   # the events completed before the bad line
+        yield from drain(out, ASSET_CLASS)   # the events completed before the bad line
         raise
     last = out.take()
     if last is not None:
