@@ -388,3 +388,7 @@ def main(argv=None) -> None:
 
 from mdcsql.cli_registry import symbols, sources  # noqa: E402
 cli.add_command(symbols); cli.add_command(sources)
+
+
+from mdcsql.cli_session import session  # noqa: E402
+cli.add_command(session)

@@ -400,8 +400,19 @@ class Catalog:
 
     def rebuild(self, layout) -> SyncResult:
         """Forget every file row, then index the tree from scratch (one transaction), re-import
-        the registries from their JSON exports and regenerate the views."""
-        return self._sync(layout, deep=False, forget=True)
+        the registries from their JSON exports, regenerate the views and restore the sessions
+        from ``sessions/*/manifest.json``."""
+        result = self._sync(layout, deep=False, forget=True)
+        self.sync_sessions(forget=True)
+        return result
+
+    def sync_sessions(self, *, forget: bool = False) -> int:
+        """Mirror ``sessions/*/manifest.json`` into the ``sessions`` and ``session_files`` tables
+        (only changed ones; all with ``forget``). Returns how many sessions changed."""
+        from mdcsql.sessions.mirror import mirror_sessions      # sessions import the catalog
+        self._require_writable("sync_sessions")
+        with self._writing():
+            return mirror_sessions(self, forget=forget)
 
     def _sync(self, layout, *, deep: bool, forget: bool, paths=None) -> SyncResult:
         self._require_writable("rebuild" if forget else "sync")
