@@ -621,7 +621,7 @@ def test_book_formats_bad_rows(shared_data, tmp_path):
         assert (info.value.file, info.value.line, info.value.field) == (str(path), line, field), (path, info.value)
 
 
-def test_dbn_truncated_and_foreign_files(shared_data, tmp_path):
+def test_dbn_truncated_and_foreign_files(shared_data, tmp_path, monkeypatch):
     raw = (shared_data / DB / "test_data.mbo.dbn").read_bytes()
     cut = _bad(tmp_path, "cut.dbn", raw[:-10])
     got = []
@@ -632,6 +632,33 @@ def test_dbn_truncated_and_foreign_files(shared_data, tmp_path):
     assert len(got) == 1                                    # the whole record before the break was yielded
     with pytest.raises(InputError, match="not a DBN file"):
         list(dbn.read(shared_data / NT / "tardis" / "bitmex_trades_XBTUSD.csv"))
+    import zstandard
+    packed = zstandard.ZstdCompressor().compress((shared_data / DB / "test_data.mbp-10.dbn").read_bytes())
+    cut = _bad(tmp_path, "cut.dbn.zst", packed[:len(packed) // 2])
+    assert dbn.detect(cut)
+    with pytest.raises(InputError, match="truncated zstd stream"):
+        list(dbn.read(cut))
+    # a big zstd file cut in the middle: every whole record before the break becomes an event
+    head, body = _dbn_parts(shared_data / DB / "test_data.mbo.dbn")
+    recs = np.resize(np.frombuffer(body, dbn._LAYOUTS["mbo"][0]), 60_000).copy()
+    recs["order_id"] = np.random.default_rng(5).integers(0, 2**63, len(recs), dtype=np.uint64)
+    raw = head + recs.tobytes()
+    c = zstandard.ZstdCompressor(level=1)
+    frames = [c.compress(raw[i:i + 200_000]) for i in range(0, len(raw), 200_000)]
+    packed = b"".join(frames)[:-sum(map(len, frames[-8:])) - 5_000]     # cut inside a frame
+    with zstandard.ZstdDecompressor().stream_reader(packed, read_across_frames=True) as r:
+        prefix = r.read()
+    whole = (len(prefix) - len(head)) // 56
+    assert 1000 < whole < 60_000
+    cut = _bad(tmp_path, "cut-big.dbn.zst", packed)
+    for vectorised in (True, False):
+        got = 0
+        with monkeypatch.context() as m:
+            m.setattr(dbn._Context, "vectorised", vectorised)
+            with pytest.raises(InputError, match="truncated zstd stream") as info:
+                for _, batch in dbn.read(cut):
+                    got += batch.num_rows
+        assert (got, info.value.line) == (whole, whole + 1)
 
 
 # ---- the order book -----------------------------------------------------------------------------
@@ -839,6 +866,7 @@ def test_truncated_compressed_input(shared_data, tmp_path, module, sample, codec
     assert 10 < whole < len(lines)
     path = tmp_path / f"cut.{codec}"
     path.write_bytes(data)
+    assert module.detect(path)                       # the whole first lines still tell the format
     events = []
     with pytest.raises(InputError, match=f"truncated {codec} stream") as info:
         for _, batch in module.read(path):

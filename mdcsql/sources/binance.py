@@ -65,7 +65,7 @@ def _kind(path: Path, data: bytes) -> str | None:
 def detect(path: Path) -> bool:
     """True for a Binance depth CSV (by its header) or a klines CSV (12 columns, numeric open/close time)."""
     path = Path(path)
-    return _kind(path, head_bytes(path, 4096)) is not None
+    return _kind(path, head_bytes(path, 4096, lines=True)) is not None
 
 
 def read(path: Path, *, symbol: str | None = None, source: str | None = None, depth: int = 10,
@@ -76,7 +76,7 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
     to it (and reported as a gap), so replay the snapshot file first with `read_many`.
     """
     path = Path(path)
-    kind = _kind(path, head_bytes(path, 4096))
+    kind = _kind(path, head_bytes(path, 4096, lines=True))
     if kind is None:
         raise InputError("not a Binance depth or klines CSV", file=str(path), line=1)
     if kind == "depth":

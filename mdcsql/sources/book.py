@@ -297,6 +297,12 @@ class _Decompressed(io.RawIOBase):
         return n
 
 
+def unbuffered(f):
+    """The decompressing stream below `open_binary`'s buffer (reads that fail keep what came before), else f."""
+    raw = getattr(f, "raw", None)
+    return raw if isinstance(raw, _Decompressed) else f
+
+
 def broken(f) -> str | None:
     """Why a stream from `open_binary(..., lines=True)` ended early (truncated/corrupt), else None."""
     return getattr(getattr(f, "raw", None), "broken", None)
@@ -335,10 +341,13 @@ def open_binary(path: Path, *, lines: bool = False) -> BinaryIO:
     return raw
 
 
-def head_bytes(path: Path, n: int = 4096) -> bytes:
-    """The first `n` decompressed bytes of a file (b"" when it cannot be read): for `detect`."""
+def head_bytes(path: Path, n: int = 4096, *, lines: bool = False) -> bytes:
+    """The first `n` decompressed bytes of a file (b"" when it cannot be read): for `detect`.
+
+    `lines=True` (text formats): a cut or corrupt compressed file still shows its whole first lines.
+    """
     try:
-        with open_binary(path) as f:
+        with open_binary(path, lines=lines) as f:
             return f.read(n)
     except Exception:           # detect() must be cheap and never raise
         return b""

@@ -39,7 +39,7 @@ SEQ_BACK = ("update id u went back (Bybit restarts u at 1 after a service restar
 
 def detect(path: Path) -> bool:
     """True when the first line is a Bybit order-book message (`{"topic":"orderbook.…`)."""
-    data = head_bytes(Path(path), 2048).lstrip(b"\xef\xbb\xbf").lstrip()
+    data = head_bytes(Path(path), 2048, lines=True).lstrip(b"\xef\xbb\xbf").lstrip()
     return data.startswith(b"{") and b'"topic":"orderbook.' in data.split(b"\n", 1)[0]
 
 

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError, NotFoundError
-from mdcsql.sources.book import ReplayStats, head_bytes, note_skip, open_binary
+from mdcsql.sources.book import ReplayStats, head_bytes, note_skip, open_binary, unbuffered
 
 FORMAT = "dbn"
 DEFAULT_SOURCE = "databento"
@@ -86,37 +86,61 @@ _px_cache: dict[int, str] = {}
 
 # ---- files --------------------------------------------------------------------------------------
 def detect(path: Path) -> bool:
-    """True for a DBN stream: `DBN` + version 1–3, plain or compressed (zstd, gzip)."""
-    head = head_bytes(Path(path), 4)
-    return len(head) == 4 and head[:3] == b"DBN" and 1 <= head[3] <= 3
+    """True for a DBN stream: `DBN` + version 1–3, plain or compressed (zstd, gzip); or a file named
+    `*.dbn` / `*.dbn.zst` whose start cannot be decompressed (read() then says what is wrong)."""
+    path = Path(path)
+    head = head_bytes(path, 4)
+    if len(head) == 4 and head[:3] == b"DBN" and 1 <= head[3] <= 3:
+        return True
+    return not head and path.name.endswith((".dbn", ".dbn.zst")) and path.is_file() and path.stat().st_size > 0
 
 
-def _read_exact(f, n: int, path: Path) -> bytes:
-    """Up to `n` bytes (fewer only at the end of the stream); a broken compressed stream → InputError."""
-    parts, got = [], 0
-    try:
-        while got < n:
-            b = f.read(n - got)
+class _Stream:
+    """Reads of a (decompressed) DBN stream that hand out every byte before a break, then stop.
+
+    A truncated or corrupt compressed file does not raise in the middle of a read: the bytes
+    decoded before the break are returned, `error` is set, and the reader raises at the record
+    where the stream broke after handing on the records before it.
+    """
+
+    def __init__(self, f, path: Path) -> None:
+        self.src = unbuffered(f)                 # below the buffer: what was read before a break is kept
+        self.path = path
+        self.error: str | None = None
+
+    def read(self, n: int) -> bytes:
+        """Up to `n` bytes; fewer only at the end of the stream or at a break (then `error` is set)."""
+        parts, got = [], 0
+        while got < n and self.error is None:
+            try:
+                b = self.src.read(n - got)
+            except InputError as exc:
+                self.error = exc.reason
+                break
+            except Exception as exc:             # zlib / zip errors of a corrupt or cut file
+                self.error = f"corrupt compressed DBN stream: {str(exc).strip()[:200]}"
+                break
             if not b:
                 break
             parts.append(b)
             got += len(b)
-    except Exception as exc:              # zstd / gzip errors of a corrupt or cut compressed file
-        raise InputError(f"corrupt compressed DBN stream: {str(exc).strip()[:200]}", file=str(path)) from None
-    return b"".join(parts)
+        return b"".join(parts)
+
+    def fail(self, line: int | None) -> InputError:
+        return InputError(self.error, file=str(self.path), line=line)
 
 
-def _header(f, path: Path):
+def _header(stream: _Stream, path: Path):
     """(metadata, version, decoder positioned after the metadata) of an open DBN stream."""
     import databento_dbn as dbn
-    prefix = _read_exact(f, 8, path)
-    if len(prefix) < 4 or prefix[:3] != b"DBN" or not 1 <= prefix[3] <= 3:
+    prefix = stream.read(8)
+    if len(prefix) >= 4 and (prefix[:3] != b"DBN" or not 1 <= prefix[3] <= 3) or not prefix and not stream.error:
         raise InputError("not a DBN file (no DBN header)", file=str(path))
-    if len(prefix) < 8:
-        raise InputError("truncated DBN file: the metadata header is cut short", file=str(path))
-    length = int.from_bytes(prefix[4:8], "little")
-    meta = _read_exact(f, length, path)
-    if len(meta) < length:
+    length = int.from_bytes(prefix[4:8], "little") if len(prefix) == 8 else 0
+    meta = stream.read(length) if length else b""
+    if len(prefix) < 8 or len(meta) < length:
+        if stream.error:
+            raise stream.fail(None)
         raise InputError("truncated DBN file: the metadata header is cut short", file=str(path))
     decoder = dbn.DBNDecoder()
     try:
@@ -127,11 +151,12 @@ def _header(f, path: Path):
     return metadata, prefix[3], decoder
 
 
-def _decoded(f, decoder, path: Path, done: int, pending: bytes = b"") -> Iterator[list]:
+def _decoded(stream: _Stream, decoder, path: Path, done: int, pending: bytes = b"") -> Iterator[list]:
     """Lists of records decoded by DBNDecoder from the rest of the stream (`done` records came before)."""
-    if pending:
-        decoder.write(pending)
+    chunk = pending
     while True:
+        if chunk:
+            decoder.write(chunk)
         try:
             records = decoder.decode()
         except Exception as exc:          # DBNError / ValueError from the Rust decoder
@@ -139,10 +164,11 @@ def _decoded(f, decoder, path: Path, done: int, pending: bytes = b"") -> Iterato
         if records:
             yield records
             done += len(records)
-        chunk = _read_exact(f, CHUNK, path)
+        chunk = stream.read(CHUNK)
         if not chunk:
             break
-        decoder.write(chunk)
+    if stream.error:
+        raise stream.fail(done + 1)
     left = decoder.buffer()
     if left:
         raise InputError(f"truncated DBN file: the record is cut short ({len(left)} bytes left over)",
@@ -246,7 +272,8 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
         raise NotFoundError(f"{path}: no such file")
     ctx = _Context(path, source or DEFAULT_SOURCE, max(0, min(depth, 10)), stats)
     with open_binary(path) as f:
-        metadata, version, decoder = _header(f, path)
+        stream = _Stream(f, path)
+        metadata, version, decoder = _header(stream, path)
         schema = None if metadata.schema is None else str(metadata.schema.value)
         if schema is not None and schema not in SUPPORTED_SCHEMAS:
             raise InputError(f"DBN schema {schema} is not supported (supported: {', '.join(SUPPORTED_SCHEMAS)})",
@@ -260,8 +287,10 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
             dtype, rtypes = layout
             size = dtype.itemsize
             while True:
-                data = _read_exact(f, max(1, CHUNK // size) * size, path)
+                data = stream.read(max(1, CHUNK // size) * size)
                 if not data:
+                    if stream.error:
+                        raise stream.fail(number + 1)
                     break
                 n = len(data) // size
                 recs = np.frombuffer(data, dtype, count=n)
@@ -272,12 +301,14 @@ def read(path: Path, *, symbol: str | None = None, source: str | None = None, de
                     _check_seq(ctx, item[1])
                     yield item
                 number += n
+                if stream.error:
+                    raise stream.fail(number + 1)
                 if n * size < len(data):
                     raise InputError(f"truncated DBN file: the record is cut short ({len(data) - n * size} bytes "
                                      f"left over)", file=str(path), line=number + 1)
             if not pending:
                 return
-        for records in _decoded(f, decoder, path, number, pending):
+        for records in _decoded(stream, decoder, path, number, pending):
             for item in _slow_tables(records, ctx, number):
                 _check_seq(ctx, item[1])
                 yield item
@@ -708,9 +739,10 @@ def definitions(path: Path) -> list[dict]:
     if not path.exists():
         raise NotFoundError(f"{path}: no such file")
     with open_binary(path) as f:
-        metadata, _version, decoder = _header(f, path)
+        stream = _Stream(f, path)
+        metadata, _version, decoder = _header(stream, path)
         dataset = metadata.dataset
-        records = [r for chunk in _decoded(f, decoder, path, 0) for r in chunk]
+        records = [r for chunk in _decoded(stream, decoder, path, 0) for r in chunk]
     for record in records:
         name = type(record).__name__
         if not (name == "InstrumentDefMsg" or name.startswith("InstrumentDefMsgV")):

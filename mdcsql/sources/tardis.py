@@ -79,7 +79,7 @@ def _header(data: bytes) -> list[str] | None:
 
 def detect(path: Path) -> bool:
     """True for a Tardis CSV (plain, .gz or .zst) whose header is one of the supported data types."""
-    data = head_bytes(Path(path), 8192)
+    data = head_bytes(Path(path), 8192, lines=True)
     if b"\n" not in data and len(data) >= 8192:
         return False
     header = _header(data)
