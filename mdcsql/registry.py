@@ -4,7 +4,7 @@
   …) and **date-ranged mappings**: an alias means a canonical symbol on the UTC days
   ``[valid_from, valid_to)`` (start inclusive, end exclusive), optionally only for one source, like
   Databento symbology or Lean map files. :meth:`SymbolRegistry.resolve` answers "what did this
-  symbol stand for at that instant" from a dict cache keyed by (symbol, UTC day, source); the SQL
+  symbol stand for at that instant", caching each answer with the span of UTC days it holds for; the SQL
   macro ``resolve_symbol(sym, at)`` gives analysts the same answer at query time.
 - :class:`SourceRegistry` — the data sources and their fields (type, priority, latency, …,
   ``enabled``).
@@ -21,6 +21,7 @@ See docs/registries.md.
 from __future__ import annotations
 
 import csv
+import math
 import shlex
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -39,7 +40,6 @@ __all__ = ["Mapping", "SymbolRegistry", "SourceRegistry", "Registries", "WriteGa
 POLICIES = rows.POLICIES
 DAY_NS = 86_400_000_000_000
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
-_CACHE_MAX = 1 << 16
 #: a Lean map file row dated on or after this is the "still trading" sentinel (20501231)
 LEAN_END_OF_TIME = date(2050, 12, 31)
 
@@ -149,28 +149,39 @@ class SymbolRegistry:
             for alias in undated - {canonical}:
                 table.setdefault(alias, []).append((None, 1, canonical, _day(rows.SINCE_EVER), None))
         self._ranges = {a: tuple(sorted(rs, key=lambda x: (x[0] is None, x[1], x[2]))) for a, rs in table.items()}
+        self._scoped = {a for a, rs in self._ranges.items() if any(r[0] is not None for r in rs)}
         self.rewrites = any(c != a for a, rs in self._ranges.items() for _s, _p, c, _f, _t in rs)
-        self._cache: dict[tuple, str] = {}
+        # the last answer per alias (per (alias, source) when some of its mappings are scoped),
+        # with the span of UTC days [lo, hi) in ns over which that answer holds
+        self._last: dict = {}
 
     # ---- reading ---------------------------------------------------------------------------------
     def resolve(self, symbol: str, ts_ns: int, source: str | None = None) -> str:
         """The canonical symbol ``symbol`` stood for at ``ts_ns`` (UTC ns) for ``source``; itself
-        when no alias applies. Cached per (symbol, UTC day, source)."""
+        when no alias applies.
+
+        Fast: a symbol that is no alias costs one dict lookup; for an alias, the last answer is
+        cached with the span of UTC days over which it holds (no mapping starts or ends inside
+        it), so events of one day or one range cost a dict lookup and two comparisons.
+        """
         ranges = self._ranges.get(symbol)
         if ranges is None:
             return symbol
-        key = (symbol, ts_ns // DAY_NS, source)
-        canonical = self._cache.get(key)
-        if canonical is None:
-            if len(self._cache) >= _CACHE_MAX:
-                self._cache.clear()
-            day = key[1]
-            canonical = symbol
-            for src, _prec, target, first, end in ranges:
-                if (src is None or src == source) and first <= day and (end is None or day < end):
-                    canonical = target
-                    break
-            self._cache[key] = canonical
+        key = (symbol, source) if symbol in self._scoped else symbol
+        hit = self._last.get(key)
+        if hit is not None and hit[0] <= ts_ns < hit[1]:
+            return hit[2]
+        day = ts_ns // DAY_NS
+        canonical = symbol
+        for src, _prec, target, first, end in ranges:
+            if (src is None or src == source) and first <= day and (end is None or day < end):
+                canonical = target
+                break
+        bounds = [b for _s, _p, _c, first, end in ranges for b in (first, end) if b is not None]
+        lo = max((b for b in bounds if b <= day), default=None)
+        hi = min((b for b in bounds if b > day), default=None)
+        self._last[key] = (-math.inf if lo is None else lo * DAY_NS, math.inf if hi is None else hi * DAY_NS,
+                           canonical)
         return canonical
 
     def resolve_on(self, symbol: str, day: date | str, source: str | None = None) -> str:
