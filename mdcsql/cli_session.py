@@ -42,6 +42,13 @@ def _line(s) -> str:
             f"in {len(s.files)} file(s)")
 
 
+def _done(s, as_json: bool, prefix: str = "") -> None:
+    if as_json:
+        _echo_json(s.to_dict())
+    else:
+        click.echo(prefix + _line(s))
+
+
 @click.group()
 def session():
     """Collection sessions: create, start, pause, resume, end, list, report, verify, compare, merge, tag.
@@ -73,7 +80,7 @@ def create_cmd(root, name, session_id, stype, symbols, tags, categories, meta, t
     s = _sessions().create(_archive(root), name=name, session_id=session_id, type=stype,
                            symbols=[x.strip() for x in symbols.split(",") if x.strip()], tags=tags,
                            categories=categories, metadata=_pairs(meta, "--meta"), config=config, notes=notes)
-    _echo_json(s.to_dict()) if as_json else click.echo(f"created {_line(s)}")
+    _done(s, as_json, "created ")
 
 
 def _lifecycle(root, session_id, action, as_json, **kwargs):
@@ -82,7 +89,7 @@ def _lifecycle(root, session_id, action, as_json, **kwargs):
         s = getattr(_sessions(), action)(archive, session_id, **kwargs)
     finally:
         archive.close(seal=False)
-    _echo_json(s.to_dict()) if as_json else click.echo(_line(s))
+    _done(s, as_json)
 
 
 @session.command("start")
@@ -142,18 +149,18 @@ def end_cmd(root, session_id, state, note, as_json):
 @session.command("list")
 @click.argument("root", type=_ROOT)
 @click.option("--state", type=click.Choice(_STATES, case_sensitive=False))
-@click.option("--tag", help="Only sessions with this tag.")
+@click.option("--tag", "tags", multiple=True, help="Only sessions with this tag (repeat: with all of them).")
 @click.option("--category", help="Only sessions in this category.")
 @click.option("--since", help="Only sessions active on or after this date (YYYY-MM-DD, UTC) or ISO time.")
 @click.option("--until", help="Only sessions active on or before this date (inclusive) or before this ISO time.")
 @click.option("--date", "on", help="Only sessions active on this date (YYYY-MM-DD, UTC).")
 @_json_option
-def list_cmd(root, state, tag, category, since, until, on, as_json):
+def list_cmd(root, state, tags, category, since, until, on, as_json):
     """List sessions, newest first.
 
     Example: mdcsql session list ./data --state Completed --tag Q1-2026 --since 2026-01-01
     """
-    rows = _sessions().list_sessions(_archive(root), state=state, tag=tag, category=category,
+    rows = _sessions().list_sessions(_archive(root), state=state, tag=list(tags), category=category,
                                      since=since or on, until=until or on)
     if as_json:
         _echo_json(rows)
@@ -298,4 +305,4 @@ def merge_cmd(root, session_ids, name, session_id, tags, as_json):
     Example: mdcsql session merge ./data 2026-01-02-regular 2026-01-03-regular --name "Week 1"
     """
     s = _sessions().merge(_archive(root), session_ids, name=name, session_id=session_id, tags=tags)
-    _echo_json(s.to_dict()) if as_json else click.echo(f"merged into {_line(s)}")
+    _done(s, as_json, "merged into ")

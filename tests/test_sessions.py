@@ -311,6 +311,7 @@ def test_list_filters_by_state_tag_and_date(two_sessions):
         assert "later" not in ids(state="Completed") and ids(state="Scheduled") == {"later"}
         assert ids(state="Active") == set()
         assert h1.session_id in ids(tag="Q1") and "later" in ids(tag="Q1") and h2.session_id not in ids(tag="Q1")
+        assert ids(tag=["Q1", "Q2"]) == {"merged-q"} and ids(tag=["Q1", "nope"]) == set()
         assert h2.session_id in ids(category="Regular") and h1.session_id not in ids(category="Regular")
         today = datetime.now(timezone.utc).date()
         assert {h1.session_id, h2.session_id, "later"} <= ids(since=str(today), until=str(today))

@@ -432,16 +432,18 @@ def _when(text, name: str, *, end_of_day: bool = False) -> datetime | None:
     return dt
 
 
-def list_sessions(archive, *, state=None, tag: str | None = None, category: str | None = None,
+def list_sessions(archive, *, state=None, tag=None, category: str | None = None,
                   since=None, until=None) -> list[dict]:
     """Sessions from the catalog (brought up to date from the tree first), newest first.
 
-    :param state: only this state. :param tag: / :param category: only sessions carrying it.
+    :param state: only this state. :param tag: a tag or a list of tags: only sessions carrying
+        all of them. :param category: only sessions in this category.
     :param since: / :param until: dates (``YYYY-MM-DD``, UTC; ``until`` is inclusive of that day)
         or ISO times: sessions whose span overlaps them.
     """
     import json as _json
-    params = {"state": parse_state(state).value if state else None, "tag": tag, "category": category,
+    tags = [tag] if isinstance(tag, str) else list(tag or ()) or None
+    params = {"state": parse_state(state).value if state else None, "tags": tags, "category": category,
               "since": _when(since, "since"), "until": _when(until, "until", end_of_day=True),
               "now": datetime.now(timezone.utc).replace(tzinfo=None)}
     sql = load_sql("queries/session_list.sql")
