@@ -57,17 +57,17 @@ def test_three_views_collected_twice_give_byte_identical_archives(tmp_path):
 
 
 def test_output_does_not_depend_on_how_it_is_consumed():
-    whole = SimulatedMarket(SYMBOLS, seed=3, start_ns=START, limit=3 * BLOCK).take(10**6)
-    pieces = SimulatedMarket(SYMBOLS, seed=3, start_ns=START, limit=3 * BLOCK)
+    whole = SimulatedMarket(SYMBOLS, seed=3, start_ns=START, limit=BLOCK + 5_000).take(10**6)
+    pieces = SimulatedMarket(SYMBOLS, seed=3, start_ns=START, limit=BLOCK + 5_000)
     parts = []
     for n in (1, 7, 500, 4096, 9000, 10**6):
         parts.extend(pieces.take(n))
-    assert parts == whole and len(whole) >= 3 * BLOCK            # bars come on top of the market events
+    assert parts == whole and len(whole) == BLOCK + 5_000        # two blocks
     assert list(SimulatedMarket(SYMBOLS, seed=3, start_ns=START, limit=500)) == whole[:500]
     # the paced path slices blocks into chunks: same rows per stream as the unpaced one
     cfg = SimConfig(events_per_second=5_000)
-    fast = SimSource(SYMBOLS, seed=3, start_ns=START, config=cfg, limit=2 * BLOCK)
-    paced = SimSource(SYMBOLS, seed=3, start_ns=START, config=cfg, limit=2 * BLOCK, rate=10**9, chunk=333)
+    fast = SimSource(SYMBOLS, seed=3, start_ns=START, config=cfg, limit=BLOCK + 5_000)
+    paced = SimSource(SYMBOLS, seed=3, start_ns=START, config=cfg, limit=BLOCK + 5_000, rate=10**9, chunk=3_333)
     rows_fast = [r for t in fast.batches() for r in t.to_pylist()]
     rows_paced = [r for t in paced.batches() for r in t.to_pylist()]
     assert _by_stream(rows_fast) == _by_stream(rows_paced)
@@ -153,6 +153,11 @@ def test_order_flow_and_bars_are_valid_canonical_events_and_consistent():
         else:
             book[e["order_id"]][2] -= int(e["size"])
     assert set(actions) == {"add", "modify", "cancel", "fill"}
+    # a bar comes in the stream right after its interval ends
+    for i, e in enumerate(events):
+        if e["type"] == "HistoricalBar" and i + 1 < len(events) and events[i + 1]["type"] != "HistoricalBar":
+            before = next(x for x in reversed(events[:i]) if x["type"] != "HistoricalBar")
+            assert before["ts"] < e["ts"] + 10**9 <= events[i + 1]["ts"]
     # every bar is the OHLCV of the view's trades in its interval
     trades = defaultdict(list)
     for t in (e for e in events if e["type"] == "Trade"):
