@@ -183,9 +183,14 @@ def _parse_speed(text: str | None) -> float | None:
 @click.option("--depth", type=int, default=10, show_default=True, help="Order-book levels in L2 snapshots.")
 @click.option("--source-id", help="Store under this source id instead of the adapter's default.")
 @click.option("--idle-stop", type=float, help="coinbase/bitmex: stop after this many seconds without a message.")
+@click.option("--session", "session_name", help="Collect into this session (id or name; new if unknown). "
+                                                "Default: the Active session, else a new automatic one.")
+@click.option("--session-type", type=click.Choice(["Daily", "Weekly", "Monthly", "Custom", "Continuous"]),
+              default="Custom", show_default=True, help="Type of a new session.")
+@click.option("--tag", "tags", multiple=True, help="Tag a new session (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def collect(root, kind, symbols, events, duration, seed, start, rate, path, speed, symbol, fmt, url, depth,
-            source_id, idle_stop, as_json):
+            source_id, idle_stop, session_name, session_type, tags, as_json):
     """Collect events from a source into the archive (creating it if needed).
 
     Ctrl-C stops cleanly: everything acknowledged is sealed and catalogued.
@@ -195,7 +200,7 @@ def collect(root, kind, symbols, events, duration, seed, start, rate, path, spee
     Example: mdcsql collect ./data --source replay --path spy/20131007_trade.zip --speed max
     """
     from mdcsql.archive import Archive
-    from mdcsql.collect import collect as run_collection
+    from mdcsql.sessions.collecting import collect as run_collection
     from mdcsql.sources import make_source
     if kind == "sim" and events is None and duration is None:
         events = 10_000
@@ -206,14 +211,15 @@ def collect(root, kind, symbols, events, duration, seed, start, rate, path, spee
                          rate=rate if (kind == "sim" and seconds) else None, path=path, fmt=fmt, symbol=symbol,
                          speed=_parse_speed(speed), url=url, depth=depth, source_id=source_id,
                          idle_stop_s=idle_stop)
-    summary = run_collection(archive, [source], events=events, seconds=seconds,
+    summary = run_collection(archive, [source], session=session_name, type=session_type, tags=tags,
+                             symbols=symbol_list or (), events=events, seconds=seconds,
                              show_progress=_progress_enabled() and not as_json)
     if as_json:
         _echo_json(summary)
     else:
         click.echo(f"collected {summary['events']:,} events from {kind} in {summary['seconds']:.2f}s "
                    f"({summary['events_per_second']:,.0f} events/s); sealed {summary['files_sealed']} files"
-                   + (" (interrupted)" if summary["interrupted"] else ""))
+                   + (" (interrupted)" if summary["interrupted"] else "") + f"; session {summary['session']}")
         for sid, st in summary["sources"].items():
             if st["errors"] or st["failure"] or st["reconnects"] or st["gaps"]:
                 click.echo(f"source {sid}: {st['errors']} error(s), {st['reconnects']} reconnect(s), "

@@ -236,3 +236,26 @@ def test_sql_output_keeps_nanoseconds_and_exact_decimals(tmp_path):
     assert rows == [{"ts": "2024-01-15 14:30:00.000000001", "price": "187.100000000000000000"}]
     table = mdcsql("sql", root, "SELECT ts, price FROM trades").stdout
     assert "14:30:00.000000001" in table and "187.1 " in table
+
+
+def test_collect_runs_in_a_session_with_a_report(tmp_path):
+    root = tmp_path / "data"
+    out = json.loads(mdcsql("collect", root, "--events", 2000, "--start", "2024-01-15", "--session", "morning run",
+                            "--tag", "Q1-2024", "--json").stdout)
+    sid = out["session"]
+    sessions = json.loads(mdcsql("session", "list", root, "--tag", "Q1-2024", "--json").stdout)
+    assert [s["session_id"] for s in sessions] == [sid] and sessions[0]["state"] == "Completed"
+    report = json.loads((root / "sessions" / sid / "report.json").read_text())["session_report"]
+    assert report["volume"]["total_events"] == 2000 == out["events"]
+    assert report["files"]["all_verified"] is True
+
+
+def test_collect_replays_a_lean_file(shared_data, tmp_path):
+    root = tmp_path / "data"
+    path = shared_data / "lean" / "equity" / "usa" / "minute" / "spy" / "20131007_trade.zip"
+    out = json.loads(mdcsql("collect", root, "--source", "replay", "--path", path, "--json").stdout)
+    assert out["events"] == 828 and not out["failed"]
+    rows = json.loads(mdcsql("sql", root, "SELECT count(*) AS n, min(ts) AS first FROM historical_bars "
+                                          "WHERE symbol = 'SPY'", "--format", "json").stdout)
+    # the first bar is 14,400,000 ms after midnight New York time: 04:00 EDT = 08:00 UTC
+    assert rows == [{"n": 828, "first": "2013-10-07 08:00:00.000000000"}]
