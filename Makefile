@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/mdcsql init $(DATA)
 	$(BIN)/mdcsql collect $(DATA) --source sim --symbols AAPL,MSFT,SPY --events 200000
+	$(BIN)/mdcsql session list $(DATA)
 	$(BIN)/mdcsql catalog stats $(DATA)
 	$(BIN)/mdcsql verify $(DATA)
 	$(BIN)/mdcsql sql $(DATA) "SELECT symbol, count(*) AS trades, min(price) AS low, max(price) AS high, max(ts) AS last_trade FROM trades GROUP BY symbol ORDER BY symbol"
