@@ -247,6 +247,10 @@ def test_bad_configuration_is_a_config_error():
         SimulatedMarket(["AAPL"], config=SimConfig(tick_sizes={"AAPL": "-1"}))
     with pytest.raises(ConfigError, match="bar_interval"):
         SimConfig(bar_interval="daily")
+    with pytest.raises(ConfigError, match="time zone"):
+        SimConfig(exchange_tz="Mars/Olympus")
+    with pytest.raises(ConfigError, match="09:30"):
+        SimConfig(session=("9h30", "16:00"))
     with pytest.raises(ConfigError, match="at least one symbol"):
         SimulatedMarket([])
     with pytest.raises(ConfigError, match="two simulator views"):

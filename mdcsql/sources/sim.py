@@ -35,7 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Iterator, Mapping, Sequence
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import pyarrow as pa
@@ -139,6 +139,12 @@ class SimConfig:
             raise ConfigError("spread_ticks ≥ 1, volatility ≥ 0, l2_every ≥ 0 and l2_depth ≥ 1 are required")
         if self.bar_interval is not None:
             interval_ns(self.bar_interval)
+        try:
+            ZoneInfo(self.exchange_tz)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError(f"exchange_tz {self.exchange_tz!r} is not a known time zone") from None
+        for hhmm in (*self.session, *self.extended_hours):
+            _minutes(hhmm)
 
     def tick(self, symbol: str) -> tuple[int, int]:
         """The symbol's tick as (units, decimals): "0.05" -> (5, 2)."""
@@ -176,7 +182,9 @@ def _decimal_units(text: str, what: str) -> tuple[int, int]:
 
 
 def _minutes(hhmm: str) -> int:
-    h, m = hhmm.split(":")
+    h, _, m = hhmm.partition(":")
+    if not (h.isdigit() and m.isdigit() and int(h) <= 24 and int(m) < 60 and int(h) * 60 + int(m) <= 1440):
+        raise ConfigError(f"session times must look like 09:30, got {hhmm!r}")
     return int(h) * 60 + int(m)
 
 
