@@ -117,7 +117,7 @@ class ReplaySource(Source):
         path = self.path
         if fmt is not None:
             module = reader(fmt)
-            if path.is_file() or module.detect(path):
+            if path.is_file() or _accepts(module, path):
                 return [(module, [path])]
             files = [f for f in _files(path) if _accepts(module, f)]
             if not files:
@@ -241,6 +241,9 @@ class ReplaySource(Source):
 
     def stop(self) -> None:
         self._stop = True
+
+    def close(self) -> None:
+        self._stop = True                          # a read-ahead thread still running ends too
 
 
 def _stats() -> SourceStats:
