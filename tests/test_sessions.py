@@ -487,6 +487,23 @@ def test_block_outcomes_exception_ctrl_c_and_continuous(tmp_path):
         assert not [p for p in data_files(tmp_path / "a") if p.name.endswith(".jsonl")]
 
 
+def test_a_seal_that_fails_at_the_end_marks_the_session_failed(tmp_path, monkeypatch):
+    from mdcsql.ingest.writer import Ingestor
+    archive = Archive.init(tmp_path / "a")
+    with pytest.raises(OSError, match="disk full"):
+        with sessions.collecting(archive, "unlucky") as h:
+            archive.writer("feed").append(_trade("AAPL", 1, START))
+
+            def boom(self, **kw):
+                raise OSError("disk full")
+            monkeypatch.setattr(Ingestor, "seal", boom)
+    monkeypatch.undo()
+    s = sessions.get(archive, h.session_id)
+    assert s.state == S.FAILED and s.history[-1]["note"] == "sealing failed: OSError: disk full"
+    assert not (tmp_path / "a" / "sessions" / h.session_id / "HOLDER").exists()
+    archive.close()
+
+
 def test_automatic_ids_are_dated_and_unique(tmp_path):
     with Archive.init(tmp_path / "a") as archive:
         ids = []

@@ -26,8 +26,9 @@ from mdcsql.catalog.indexer import scan_tree
 from mdcsql.durable import read_json
 from mdcsql.errors import ArchiveLockedError, MdcsqlError, NotFoundError
 from mdcsql.ingest.seal import MANIFEST_SUFFIX, sha256_file
-from mdcsql.sessions.model import (TERMINAL, Session, SessionState, SessionStateError, check_transition, now_iso, parse_iso,
-                                   parse_state, parse_type, slug, validate_id)
+from mdcsql.sessions.model import (TERMINAL, Session, SessionHeldError, SessionState, SessionStateError,
+                                   check_transition, now_iso, parse_iso, parse_state, parse_type, slug,
+                                   validate_id)
 from mdcsql.sessions.report import checksums_text, file_entry, quality, session_report, statistics
 from mdcsql.sessions.store import MANIFEST, REPORT, SessionStore
 from mdcsql.sql import load_sql
@@ -222,7 +223,8 @@ def _activate(archive, session_id: str, *, detach: bool) -> Session:
         _active_other_than(store, session_id)
         holder = None if detach else store.hold(session_id, mode="own")
         try:
-            session.transition(ACTIVE, pid=os.getpid(), note="detached: the next collector joins it" if detach else None)
+            session.transition(ACTIVE, pid=os.getpid(),
+                               note="detached: the next collector joins it" if detach else None)
             refresh(archive, store, session, scan=True)
         except BaseException:
             if holder is not None:
@@ -258,13 +260,13 @@ def _expect(archive, session_id: str, state: SessionState, verb: str, other_hint
                                 f"({other_hint})")
 
 
-def _release(archive, store: SessionStore, session_id: str, target: SessionState) -> None:
+def _release(archive, store: SessionStore, session_id: str) -> None:
     """Before leaving Active: refuse another live holder, seal this process's files, let go."""
     status = store.holder_status(session_id)
     if status.status == "stale":
         recover(archive)
     elif status.status == "live":
-        raise MdcsqlError(f"session {session_id} is being collected by pid {status.pid}; stop that "
+        raise SessionHeldError(f"session {session_id} is being collected by pid {status.pid}; stop that "
                           f"collector first (Ctrl-C ends its session cleanly), then retry")
     elif status.status == "mine":
         try:
@@ -275,17 +277,30 @@ def _release(archive, store: SessionStore, session_id: str, target: SessionState
 
 
 def _leave(archive, session_id: str, target: SessionState, note: str | None) -> Session:
+    """Seal and move to ``target``. If sealing fails (the write path is broken), the session
+    becomes Failed with the reason, and the error is raised."""
     store = store_of(archive)
     with store.locked():
         session = store.load(session_id)
         check_transition(session_id, session.state, target)
-    _release(archive, store, session_id, target)
+    failure = None
+    try:
+        _release(archive, store, session_id)
+    except (ArchiveLockedError, SessionHeldError):
+        raise                                 # nothing was sealed or released: nothing changes
+    except Exception as exc:
+        failure = exc
     with store.locked():
         session = store.load(session_id)
+        if failure is not None:
+            target = SessionState.FAILED
+            note = f"sealing failed: {failure.__class__.__name__}: {failure}" + (f" ({note})" if note else "")
         check_transition(session_id, session.state, target)
         session.transition(target, pid=os.getpid(), note=note)
         refresh(archive, store, session, scan=True)
     mirror(archive)
+    if failure is not None:
+        raise failure
     return session
 
 

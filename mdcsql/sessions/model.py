@@ -15,7 +15,8 @@ from enum import StrEnum
 
 from mdcsql.errors import MdcsqlError
 
-__all__ = ["SessionType", "SessionState", "TRANSITIONS", "TERMINAL", "SessionStateError", "Session",
+__all__ = ["SessionType", "SessionState", "TRANSITIONS", "TERMINAL", "SessionStateError", "SessionHeldError",
+           "Session",
            "check_transition", "parse_type", "parse_state", "validate_id", "slug", "now_iso",
            "parse_iso", "MANIFEST_VERSION"]
 
@@ -55,6 +56,10 @@ del S
 
 class SessionStateError(MdcsqlError):
     """A state change that the transition table does not allow."""
+
+
+class SessionHeldError(MdcsqlError):
+    """Another running process collects into the session."""
 
 
 def check_transition(session_id: str, current: SessionState, target: SessionState) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from mdcsql.durable import atomic_write, atomic_write_json, read_json
 from mdcsql.errors import MdcsqlError, NotFoundError
 from mdcsql.layout import SESSIONS_DIR
-from mdcsql.sessions.model import Session, now_iso, validate_id
+from mdcsql.sessions.model import Session, SessionHeldError, now_iso, validate_id
 
 __all__ = ["SessionStore", "Holder", "HolderStatus", "MANIFEST", "REPORT", "QUALITY", "CHECKSUMS",
            "HOLDER", "INDEX"]
@@ -180,7 +180,7 @@ class SessionStore:
         except BlockingIOError:
             os.close(fd)
             info = _read_info(path)
-            raise MdcsqlError(f"session {session_id} is being collected by pid {info.get('pid', '?')}; "
+            raise SessionHeldError(f"session {session_id} is being collected by pid {info.get('pid', '?')}; "
                               "stop that collector first (Ctrl-C ends its session cleanly)") from None
         info = {"pid": os.getpid(), "host": os.uname().nodename, "since": now_iso(), "mode": mode}
         data = json.dumps(info).encode()
