@@ -175,6 +175,8 @@ def _parse_speed(text: str | None) -> float | None:
 @click.option("--start", help="sim: event time of the first event, UTC (YYYY-MM-DD[THH:MM]); default now.")
 @click.option("--rate", type=float, default=5000.0, show_default=True,
               help="sim with --duration: events per wall-clock second.")
+@click.option("--views", help="sim: comma-separated source views of the same market, e.g. sim,sim-b,sim-c "
+                              "(each with its own gaps, latency and price differences).")
 @click.option("--path", type=click.Path(exists=True), help="replay: a file or a directory of files.")
 @click.option("--speed", default="max", show_default=True, help="replay: 'max' or a multiple of real time (e.g. 10).")
 @click.option("--symbol", help="replay: store under this symbol instead of the file's.")
@@ -189,7 +191,7 @@ def _parse_speed(text: str | None) -> float | None:
               default="Custom", show_default=True, help="Type of a new session.")
 @click.option("--tag", "tags", multiple=True, help="Tag a new session (repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def collect(root, kind, symbols, events, duration, seed, start, rate, path, speed, symbol, fmt, url, depth,
+def collect(root, kind, symbols, events, duration, seed, start, rate, views, path, speed, symbol, fmt, url, depth,
             source_id, idle_stop, session_name, session_type, tags, as_json):
     """Collect events from a source into the archive (creating it if needed).
 
@@ -201,17 +203,18 @@ def collect(root, kind, symbols, events, duration, seed, start, rate, path, spee
     """
     from mdcsql.archive import Archive
     from mdcsql.sessions.collecting import collect as run_collection
-    from mdcsql.sources import make_source
+    from mdcsql.sources import make_sources
     if kind == "sim" and events is None and duration is None:
         events = 10_000
     seconds = _parse_duration(duration) if duration else None
     archive = Archive.open(root) if (Path(root) / "_catalog" / "config.json").exists() else Archive.init(root)
     symbol_list = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
-    source = make_source(kind, symbols=symbol_list, seed=seed, start_ns=_parse_start(start),
-                         rate=rate if (kind == "sim" and seconds) else None, path=path, fmt=fmt, symbol=symbol,
-                         speed=_parse_speed(speed), url=url, depth=depth, source_id=source_id,
-                         idle_stop_s=idle_stop)
-    summary = run_collection(archive, [source], session=session_name, type=session_type, tags=tags,
+    view_list = [v.strip() for v in views.split(",") if v.strip()] if views else None
+    sources = make_sources(kind, views=view_list, symbols=symbol_list, seed=seed, start_ns=_parse_start(start),
+                           rate=rate if (kind == "sim" and seconds) else None, path=path, fmt=fmt, symbol=symbol,
+                           speed=_parse_speed(speed), url=url, depth=depth, source_id=source_id,
+                           idle_stop_s=idle_stop)
+    summary = run_collection(archive, sources, session=session_name, type=session_type, tags=tags,
                              symbols=symbol_list or (), events=events, seconds=seconds,
                              show_progress=_progress_enabled() and not as_json)
     if as_json:

@@ -259,3 +259,13 @@ def test_collect_replays_a_lean_file(shared_data, tmp_path):
                                           "WHERE symbol = 'SPY'", "--format", "json").stdout)
     # the first bar is 14,400,000 ms after midnight New York time: 04:00 EDT = 08:00 UTC
     assert rows == [{"n": 828, "first": "2013-10-07 08:00:00.000000000"}]
+
+
+def test_collect_several_views_of_the_simulated_market(tmp_path):
+    root = tmp_path / "data"
+    out = json.loads(mdcsql("collect", root, "--views", "sim,sim-b,sim-c", "--symbols", "AAPL", "--events", 6000,
+                            "--start", "2024-01-15T14:30", "--json").stdout)
+    assert sorted(out["sources"]) == ["sim", "sim-b", "sim-c"] and out["events"] == 6000
+    rows = json.loads(mdcsql("sql", root, "SELECT source, count(*) AS n FROM events GROUP BY source ORDER BY source",
+                             "--format", "json").stdout)
+    assert [r["source"] for r in rows] == ["sim", "sim-b", "sim-c"] and all(r["n"] > 0 for r in rows)
