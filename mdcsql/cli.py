@@ -176,7 +176,8 @@ def _parse_speed(text: str | None) -> float | None:
 @click.option("--rate", type=float, default=5000.0, show_default=True,
               help="sim with --duration: events per wall-clock second.")
 @click.option("--views", help="sim: comma-separated source views of the same market, e.g. sim,sim-b,sim-c "
-                              "(each with its own gaps, latency and price differences).")
+                              "(each with its own gaps, latency and price differences; --events then "
+                              "counts per view).")
 @click.option("--path", type=click.Path(exists=True), help="replay: a file or a directory of files.")
 @click.option("--speed", default="max", show_default=True, help="replay: 'max' or a multiple of real time (e.g. 10).")
 @click.option("--symbol", help="replay: store under this symbol instead of the file's.")
@@ -210,12 +211,14 @@ def collect(root, kind, symbols, events, duration, seed, start, rate, views, pat
     archive = Archive.open(root) if (Path(root) / "_catalog" / "config.json").exists() else Archive.init(root)
     symbol_list = [s.strip() for s in symbols.split(",") if s.strip()] if symbols else None
     view_list = [v.strip() for v in views.split(",") if v.strip()] if views else None
-    sources = make_sources(kind, views=view_list, symbols=symbol_list, seed=seed, start_ns=_parse_start(start),
+    per_view = kind == "sim" and view_list is not None and view_list != ["sim"]
+    sources = make_sources(kind, views=view_list, limit_per_view=events if per_view else None,
+                           symbols=symbol_list, seed=seed, start_ns=_parse_start(start),
                            rate=rate if (kind == "sim" and seconds) else None, path=path, fmt=fmt, symbol=symbol,
                            speed=_parse_speed(speed), url=url, depth=depth, source_id=source_id,
                            idle_stop_s=idle_stop)
     summary = run_collection(archive, sources, session=session_name, type=session_type, tags=tags,
-                             symbols=symbol_list or (), events=events, seconds=seconds,
+                             symbols=symbol_list or (), events=None if per_view else events, seconds=seconds,
                              show_progress=_progress_enabled() and not as_json)
     if as_json:
         _echo_json(summary)

@@ -41,13 +41,18 @@ def make_source(kind: str, *, symbols: list[str] | None = None, seed: int = 42, 
     raise ConfigError(f"unknown source {kind!r}; expected one of {', '.join(SOURCE_KINDS)}")
 
 
-def make_sources(kind: str, *, views: list[str] | None = None, **options) -> list:
+def make_sources(kind: str, *, views: list[str] | None = None, limit_per_view: int | None = None,
+                 **options) -> list:
     """The sources of one collection: several views of the simulated market, or one source.
+
+    Each view stops by itself after `limit_per_view` events, so a multi-view collection stays
+    deterministic (a shared event budget would be split between threads by timing).
 
     Example: ``make_sources("sim", views=["sim", "sim-b", "sim-c"], symbols=["AAPL"], seed=7)``
     """
     if kind == "sim" and views and list(views) != ["sim"]:
         from mdcsql.sources.sim import sim_sources
         return sim_sources(options.get("symbols") or DEFAULT_SYMBOLS["sim"], views=views,
-                           seed=options.get("seed", 42), start_ns=options.get("start_ns"), rate=options.get("rate"))
+                           seed=options.get("seed", 42), start_ns=options.get("start_ns"), rate=options.get("rate"),
+                           limit=limit_per_view)
     return [make_source(kind, **options)]
