@@ -244,11 +244,15 @@ def test_reject_refuses_the_event_naming_the_field(archive, tmp_path):
         w.append(trade("MSFT", ns("2024-01-15"), 1))
     assert err.value.field == "symbol"
     with pytest.raises(InputError) as err:
-        w.append_table(pa.table({"symbol": ["AAPL", "TSLA"], "ts": [ns("2024-01-15") + 1] * 2, "seq": [2, 1],
+        w.append_many([trade("AAPL", ns("2024-01-15"), 2), trade("MSFT", ns("2024-01-15"), 1),
+                       trade("AAPL", ns("2024-01-15"), 3)])
+    assert (err.value.field, err.value.index) == ("symbol", 1)          # AAPL 2 appended, AAPL 3 not
+    with pytest.raises(InputError) as err:
+        w.append_table(pa.table({"symbol": ["AAPL", "TSLA"], "ts": [ns("2024-01-15") + 1] * 2, "seq": [4, 1],
                                  "price": ["1", "1"], "size": ["1", "1"]}), type="Trade")
     assert (err.value.field, err.value.line) == ("symbol", 2)            # table row 2
     archive.close()
-    assert sorted(e["symbol"] for e in stored_events(archive.root)) == ["AAPL", "AAPL"]
+    assert sorted(e["symbol"] for e in stored_events(archive.root)) == ["AAPL", "AAPL", "AAPL"]
     bad = tmp_path / "in.jsonl"
     bad.write_text(json.dumps({**trade("NVDA", ns("2024-01-16"), 1)}) + "\n")
     proc = mdcsql("ingest", archive.root, bad, check=False)

@@ -156,8 +156,12 @@ class Ingestor:
         """Append one event (any accepted shape unless `normalized`); durable after the next commit."""
         if not normalized:
             event = ev.normalize(event, source=source)
-        if self.resolve_symbol is not None:
-            event = self._resolved(event)
+        resolve = self.resolve_symbol
+        if resolve is not None:                          # aliases -> canonical (inlined: per event)
+            symbol = event["symbol"]
+            canonical = resolve(symbol, event["ts"], event["source"])
+            if canonical != symbol:
+                event = {**event, "symbol": canonical}
         line = ev.encode(event)
         with self._mutex:
             if self._error is not None or self._stopping:
@@ -170,6 +174,9 @@ class Ingestor:
 
     def append_many(self, events: Iterable[dict], *, root: str = "live", asset_class: str = "equity",
                     source: str | None = None, normalized: bool = False) -> int:
+        """Append events in order; returns how many. An InputError for an event the registries
+        refuse (see `admit`) carries `index`, that event's position in `events`: those before it
+        are appended, those after it are not."""
         n = 0
         encode, normalize, resolve = ev.encode, ev.normalize, self.resolve_symbol
         with self._mutex:
@@ -178,8 +185,15 @@ class Ingestor:
                 if not normalized:
                     event = normalize(event, source=source)
                 if resolve is not None:
-                    event = self._resolved(event)
-                self._add(root, asset_class, event, encode(event))
+                    symbol = event["symbol"]
+                    canonical = resolve(symbol, event["ts"], event["source"])
+                    if canonical != symbol:
+                        event = {**event, "symbol": canonical}
+                try:
+                    self._add(root, asset_class, event, encode(event))
+                except InputError as exc:            # a refused event: which one of this call
+                    exc.index = n
+                    raise
                 n += 1
                 if self._pending >= self.max_events:
                     self._backpressure()
@@ -221,12 +235,6 @@ class Ingestor:
         hot.pending_events += 1
         self._pending += 1
         self._accepted += 1
-
-    def _resolved(self, event: dict) -> dict:
-        """The event under its canonical symbol (a copy, only when an alias applies)."""
-        symbol = event["symbol"]
-        canonical = self.resolve_symbol(symbol, event["ts"], event["source"])
-        return event if canonical == symbol else {**event, "symbol": canonical}
 
     def _resolved_table(self, table: pa.Table) -> pa.Table:
         """The table with aliases replaced by canonical symbols: one hook call per distinct
