@@ -18,7 +18,6 @@ zip Binance ships.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -27,8 +26,8 @@ import pyarrow as pa
 
 from mdcsql import events as ev
 from mdcsql.errors import InputError
-from mdcsql.sources.book import (drain, NS_PER_MS, NS_PER_US, STREAM_ERRORS, Batcher, OrderBook, ReplayStats,
-                                 head_bytes, broken, note_skip, open_binary, stream_error, text_lines, where)
+from mdcsql.sources.book import (drain, NS_PER_MS, NS_PER_US, Batcher, OrderBook, ReplayStats, csv_rows, head_bytes,
+                                 note_skip, where)
 
 FORMAT = "binance"
 DEFAULT_SOURCE = "binance"
@@ -123,7 +122,7 @@ def read_many(paths: Iterable[Path], *, symbol: str | None = None, source: str |
             path = Path(path)
             msg = None        # (key, state, symbol, ts ns, first id, last id, pu, line) of the message being read
             skipping = False
-            for line, row in _csv_rows(path, DEPTH_HEADER):
+            for line, row in csv_rows(path, DEPTH_HEADER):
                 if stats is not None:
                     stats.messages += 1
                 sym, ts_text, first_text, last_text, side, utype, p, q, pu_text = row
@@ -219,34 +218,6 @@ def _emit(msg, symbol, source, depth, out: Batcher, stats) -> bool:
     return out.add(event)
 
 
-def _csv_rows(path: Path, header: list[str] | None, width: int | None = None):
-    """(line, row) of a CSV's data rows; checks the header (when given) and every row's width."""
-    width = width or len(header)
-    with open_binary(path, lines=True) as f:
-        reader = csv.reader(text_lines(f))
-        try:
-            if header is not None:
-                got = next(reader, None)
-                if got != header:
-                    raise InputError(f"expected the header {','.join(header)}", file=str(path), line=1)
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != width:
-                    raise InputError(f"expected {width} columns, got {len(row)}", file=str(path),
-                                     line=reader.line_num)
-                yield reader.line_num, row
-        except csv.Error as exc:
-            raise InputError(f"malformed CSV: {exc}", file=str(path), line=reader.line_num) from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8: {exc.reason}", file=str(path), line=reader.line_num + 1) from None
-        except STREAM_ERRORS as exc:
-            raise stream_error(exc, str(path), reader.line_num + 1) from None
-        why = broken(f)
-        if why:
-            raise InputError(why, file=str(path), line=reader.line_num + 1)
-
-
 # ---- klines -------------------------------------------------------------------------------------
 _UNIT_MS = (("w", 604_800_000), ("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000))
 
@@ -275,7 +246,7 @@ def _read_klines(path: Path, symbol: str | None, source: str, stats) -> Iterator
     out = Batcher("HistoricalBar")
     first = True
     try:
-        for line, row in _csv_rows(path, None, 12):
+        for line, row in csv_rows(path, None, 12):
             if first and row == KLINE_COLUMNS:
                 first = False
                 continue

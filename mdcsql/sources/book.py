@@ -20,6 +20,7 @@ batching), so each reader module stays one format.
 
 from __future__ import annotations
 
+import csv
 import io
 import zipfile
 from bisect import bisect_left, insort
@@ -435,3 +436,36 @@ def stream_error(exc: BaseException, file: str, line: int | None) -> InputError:
 def where(err: InputError, file: str, line: int | None, field: str | None = None) -> InputError:
     """`err` again with file, line (and field, unless it names one already) filled in."""
     return InputError(err.reason, file=file, line=line, field=field if field is not None else err.field)
+
+
+def csv_rows(path: Path, header: list[str] | None, width: int | None = None, *, skip_first: bool = False):
+    """(line, row) of a CSV's data rows; checks the header (when given) and every row's width.
+
+    ``skip_first`` skips a first line already checked elsewhere (e.g. by ``detect``).
+    Read errors of any kind become one InputError naming the file and line."""
+    width = width or len(header)
+    with open_binary(path, lines=True) as f:
+        reader = csv.reader(text_lines(f))
+        if skip_first:
+            next(reader, None)
+        try:
+            if header is not None:
+                got = next(reader, None)
+                if got != header:
+                    raise InputError(f"expected the header {','.join(header)}", file=str(path), line=1)
+            for row in reader:
+                if not row:
+                    continue
+                if len(row) != width:
+                    raise InputError(f"expected {width} columns, got {len(row)}", file=str(path),
+                                     line=reader.line_num)
+                yield reader.line_num, row
+        except csv.Error as exc:
+            raise InputError(f"malformed CSV: {exc}", file=str(path), line=reader.line_num) from None
+        except UnicodeDecodeError as exc:
+            raise InputError(f"invalid UTF-8: {exc.reason}", file=str(path), line=reader.line_num + 1) from None
+        except STREAM_ERRORS as exc:
+            raise stream_error(exc, str(path), reader.line_num + 1) from None
+        why = broken(f)
+        if why:
+            raise InputError(why, file=str(path), line=reader.line_num + 1)

@@ -17,7 +17,6 @@ column; events of the batches before it have already been yielded.
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Iterator
@@ -30,7 +29,7 @@ import pyarrow.csv as pacsv
 from mdcsql import events as ev
 from mdcsql.errors import InputError
 from mdcsql.sources.book import (drain, NS_PER_US, STREAM_ERRORS, Batcher, OrderBook, ReplayStats, day_seq_base,
-                                 head_bytes, broken, note_skip, open_binary, stream_error, text_lines, where)
+                                 csv_rows, head_bytes, broken, note_skip, open_binary, where)
 
 FORMAT = "tardis"
 DEFAULT_SOURCE = "tardis"
@@ -219,34 +218,11 @@ def _us(text: str, column: str) -> int:
     return us
 
 
-def _rows(path: Path, width: int):
-    """(line number, row) of the data rows; a row of the wrong width raises InputError."""
-    with open_binary(path, lines=True) as f:
-        reader = csv.reader(text_lines(f))
-        next(reader, None)
-        try:
-            for row in reader:
-                if not row:
-                    continue
-                if len(row) != width:
-                    raise InputError(f"expected {width} columns, got {len(row)}", file=str(path), line=reader.line_num)
-                yield reader.line_num, row
-        except csv.Error as exc:
-            raise InputError(f"malformed CSV: {exc}", file=str(path), line=reader.line_num) from None
-        except UnicodeDecodeError as exc:
-            raise InputError(f"invalid UTF-8: {exc.reason}", file=str(path), line=reader.line_num + 1) from None
-        except STREAM_ERRORS as exc:
-            raise stream_error(exc, str(path), reader.line_num + 1) from None
-        why = broken(f)
-        if why:
-            raise InputError(why, file=str(path), line=reader.line_num + 1)
-
-
 def _locate_error(path: Path, kind: str, symbol, source) -> None:
     """Validate row by row, as the vectorised path does, and raise at the first bad line."""
     header = TRADES if kind == "trades" else QUOTES
     colmap = _TRADE_COLS if kind == "trades" else _QUOTE_COLS
-    for line, row in _rows(path, len(header)):
+    for line, row in csv_rows(path, None, len(header), skip_first=True):
         r = dict(zip(header, row))
         try:
             ts = _us(r["timestamp"], "timestamp")
@@ -294,7 +270,7 @@ def _read_snapshots(path, header, symbol, source, stats) -> Iterator[tuple[str, 
     counters: dict[str, int] = {}
     base = None
     try:
-        for line, row in _rows(path, len(header)):
+        for line, row in csv_rows(path, None, len(header), skip_first=True):
             if stats is not None:
                 stats.messages += 1
             try:
@@ -367,7 +343,7 @@ def _read_incremental(path, symbol, source, depth, stats) -> Iterator[tuple[str,
         return out.add(event)
 
     try:
-        for line, row in _rows(path, len(INCREMENTAL)):
+        for line, row in csv_rows(path, None, len(INCREMENTAL), skip_first=True):
             if stats is not None:
                 stats.messages += 1
             exchange, fsym, ts_text, r_text, snap, side, p, a = row
