@@ -28,7 +28,7 @@ from typing import Annotated, Any, NamedTuple, Union, get_args, get_origin
 
 from pydantic import BaseModel, Field, Strict, StringConstraints, ValidationError
 
-from mdcsql.config_sections import (PENDING_FEATURES, UNION_TAGS, Archive, Backup, Bool, Catalog,
+from mdcsql.config_sections import (PENDING_FEATURES, UNION_TAGS, Archive, Backup, Bool, Catalog, Compaction,
                                     Choice, Doc, FreeForm, Int, Integrity, Maintenance, Partitioning,
                                     Policy, Quality, Quotas, Reconciliation, Search, Section,
                                     Source, Tiering, Worm, describe)
@@ -91,6 +91,7 @@ class StorageSettings(Section):
     partitioning: Partitioning | None = None
     integrity: Integrity | None = None
     backup: Backup | None = None
+    compaction: Compaction | None = None
     sources: dict[str, Source] | None = None
     export: FreeForm | None = None
     scheduling: FreeForm | None = None
@@ -103,6 +104,12 @@ class StorageSettings(Section):
     def codec(self) -> str:
         """The codec in effect: 'none' when not compressing."""
         return self.compression_codec if self.compress else "none"
+
+
+#: active sections that stay absent from the resolved document unless configured (their
+#: features apply defaults of their own, documented in docs/configuration.md)
+OPTIONAL_SECTIONS = frozenset({"Quotas", "Policies", "Tiering", "Archive", "Worm", "Catalog",
+                               "Integrity", "Backup", "Compaction"})
 
 
 class _Document(Section):
@@ -502,7 +509,10 @@ class Settings:
         partial = self.storage.model_dump(by_alias=True, mode="json", exclude_unset=True)
         out = {}
         for name, field in StorageSettings.model_fields.items():
-            if field.alias not in PENDING_FEATURES:
+            if field.alias in OPTIONAL_SECTIONS:
+                if field.alias in partial:          # only what was configured, as configured
+                    out[field.alias] = partial[field.alias]
+            elif field.alias not in PENDING_FEATURES:
                 out[field.alias] = full[field.alias]
             elif field.alias in partial:
                 out[field.alias] = partial[field.alias]

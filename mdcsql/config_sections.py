@@ -205,6 +205,7 @@ class Quotas(Section):
 # -- Storage Policies -----------------------------------------------------------------------------
 
 CLASSIFICATIONS = ("Critical", "Standard", "Transient", "Derived")
+ARCHIVE_REASONS = ("Regulatory", "Compliance", "Research", "Legal", "Historical")
 
 
 class PolicyCompression(Section):
@@ -214,15 +215,6 @@ class PolicyCompression(Section):
     archive: CodecSpec | None = None
 
 
-class Policy(Section):
-    classification: Choice(CLASSIFICATIONS) | None = None
-    hot_tier_days: Int(ge=0, unit="days") | None = None
-    warm_tier_days: Int(ge=0, unit="days") | None = None
-    cold_tier_days: Int(ge=0, unit="days") | None = None
-    archive_tier: Choice(("perpetual",)) | None = None
-    compression: PolicyCompression | None = None
-
-
 class Integrity(Section):
     validate_on_write: Bool | None = None
     checksum_on_write: Bool | None = None
@@ -230,6 +222,20 @@ class Integrity(Section):
     max_sequence_gap: Int(ge=0) | None = None
     stale_data_threshold: Duration | None = None
     enforce_monotonicity: Bool | None = None
+
+
+class Policy(Section):
+    """One event type's lifecycle (design: "Tiered Retention Policies")."""
+
+    classification: Choice(CLASSIFICATIONS) | None = None
+    hot_tier_days: Int(ge=0, unit="days") | None = None
+    warm_tier_days: Int(ge=0, unit="days") | None = None
+    cold_tier_days: Int(ge=0, unit="days") | None = None
+    archive_tier: Choice(("perpetual",)) | None = None
+    archive_reason: Choice(ARCHIVE_REASONS) | None = None
+    retention_days: Int(ge=0, unit="days; never applied to Critical data") | None = None
+    compression: PolicyCompression | None = None
+    integrity: Integrity | None = None
 
 
 class BackupTarget(Section):
@@ -307,9 +313,6 @@ class Tiering(Section):
 
 # -- Perpetual Data Management --------------------------------------------------------------------
 
-ARCHIVE_REASONS = ("Regulatory", "Compliance", "Research", "Legal", "Historical")
-
-
 class ArchiveFormat(Section):
     format: Choice(("parquet", "orc", "avro")) | None = None
     compression: Choice(("zstd", "snappy", "brotli")) | None = None
@@ -342,6 +345,22 @@ class Worm(Section):
 class Catalog(Section):
     enabled: Bool | None = None
     sign_manifests: Bool | None = None
+    signing_key_env: Str | None = None     # name of the environment variable holding the HMAC key
+    signing_key_file: Str | None = None    # or a file holding it (relative to the archive root)
+
+
+# -- File Compaction & Defragmentation ------------------------------------------------------------
+
+class Compaction(Section):
+    """The design's DefragOptions, plus the split threshold of SplitAsync."""
+
+    enabled: Bool | None = None
+    min_file_size_bytes: Int(ge=0, unit="bytes") | None = None
+    max_files_per_merge: Int(ge=2) | None = None
+    preserve_originals: Bool | None = None
+    target_compression: CodecSpec | None = None
+    max_file_age: Duration | None = None
+    max_file_bytes: Int(gt=0, unit="bytes; larger files are split") | None = None
 
 
 # -- Multi-Source Data Organization ---------------------------------------------------------------
@@ -478,16 +497,8 @@ class Search(Section):
 #: Storage sections accepted and validated now whose feature is not built yet, and what will
 #: activate each (the design's roadmap). `Settings.inactive_keys()` reports them when set.
 PENDING_FEATURES: dict[str, str] = {
-    "Quotas": "per-source/symbol quotas (roadmap phase 1-2, lifecycle)",
-    "Policies": "policy-driven lifecycle (roadmap phase 2, lifecycle)",
-    "Tiering": "tiered storage and migration (roadmap phase 3, lifecycle)",
-    "Archive": "archive tier / perpetual storage (roadmap phase 4)",
-    "Worm": "WORM retention locks (roadmap phase 4)",
-    "Catalog": "perpetual data catalog and signed manifests (roadmap phase 4)",
     "Reconciliation": "cross-source reconciliation (roadmap phase 9, quality)",
     "Partitioning": "multi-dimensional and adaptive partitioning (roadmap phase 9)",
-    "Integrity": "integrity policy (roadmap phase 2)",
-    "Backup": "backup policy executor (roadmap phase 2)",
     "Sources": "source registry configuration (roadmap phase 1, registry)",
     "Export": "export profiles and schedules (export)",
     "Scheduling": "trading-hours-aware scheduler (roadmap phase 8, ops)",

@@ -139,7 +139,7 @@ def test_standard_example():
     assert st_.quotas.per_source["alpaca"].max_bytes == 53687091200
     assert st_.policies["Trade"].classification == "Critical"
     assert (st_.policies["Trade"].warm_tier_days, st_.policies["Trade"].cold_tier_days) == (30, 180)
-    assert s.inactive_keys() == ["Storage.Quotas", "Storage.Policies"]
+    assert s.inactive_keys() == []  # quotas and policies are active (issue 4)
 
 
 def test_enterprise_example():
@@ -152,8 +152,7 @@ def test_enterprise_example():
         True, "Regulatory", 7)
     assert st_.catalog.sign_manifests is True
     assert st_.reconciliation.sources == ["alpaca", "ib"]
-    assert s.inactive_keys() == ["Storage.Tiering", "Storage.Archive", "Storage.Catalog",
-                                 "Storage.Reconciliation"]
+    assert s.inactive_keys() == ["Storage.Reconciliation"]
 
 
 def test_enterprise_as_toml_file_equals_json(tmp_path):
@@ -323,8 +322,7 @@ def test_later_sections_validated_as_far_as_the_design_shows():
                      Export={"Profiles": {"PythonPandas": {"Format": "parquet"}}},
                      Scheduling={"Timezone": "America/New_York"}, Sessions={}))
     assert s.storage.tiering.tiers[0].max_age_days == 7
-    assert s.inactive_keys() == ["Storage.Tiering", "Storage.Export", "Storage.Scheduling",
-                                 "Storage.Sessions"]
+    assert s.inactive_keys() == ["Storage.Export", "Storage.Scheduling", "Storage.Sessions"]
 
 
 def test_every_pending_section_is_a_storage_key():
@@ -440,7 +438,7 @@ def test_nested_explicit_keys_beat_profile_leaf_by_leaf():
     sources = {e.key: e.source for e in s.explain()}
     assert sources["Storage.Tiering.Enabled"] == "user"
     assert sources["Storage.Tiering.Tiers"] == "profile"
-    assert s.inactive_keys() == ["Storage.Tiering"]
+    assert s.inactive_keys() == []  # Tiering is active (issue 4)
 
 
 def test_profile_level_error_explains_where_the_codec_came_from():
@@ -474,8 +472,8 @@ def test_explain_reports_user_profile_and_default():
     assert by_key["Storage.Compress"].source == "profile"
     assert by_key["Storage.Sync.MaxEvents"].source == "profile"
     assert by_key["Storage.FilePrefix"].source == "default"
-    assert by_key["Storage.Quotas.Global.MaxBytes"][1:] == (10, "user", False)
-    assert by_key["Storage.Tiering.Enabled"][1:] == (True, "profile", False)
+    assert by_key["Storage.Quotas.Global.MaxBytes"][1:] == (10, "user", True)
+    assert by_key["Storage.Tiering.Enabled"][1:] == (True, "profile", True)
 
 
 def test_presets_match_the_documented_profiles():
@@ -630,7 +628,7 @@ def test_docs_examples_load():
     assert len(loaded) == 4
     assert loaded[1] == loaded[2]  # the TOML and JSON production examples say the same
     assert loaded[1].storage.sync.interval_ms == 2 and loaded[1].storage.sync.max_events == 10000
-    assert loaded[1].inactive_keys() == ["Storage.Quotas"]
+    assert loaded[1].inactive_keys() == []
 
 
 def test_file_format_details(tmp_path):
