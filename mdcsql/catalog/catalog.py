@@ -406,6 +406,14 @@ class Catalog:
         self.sync_sessions(forget=True)
         return result
 
+    def refresh_derived(self, *, forget: bool = False) -> None:
+        """Mirror the lifecycle's own files (lineage, deletions, holds, backups...) into their
+        tables; see ``mdcsql.catalog.derived``."""
+        from mdcsql.catalog.derived import refresh_derived
+        self._require_writable("refresh_derived")
+        with self._writing():
+            refresh_derived(self, forget=forget)
+
     def sync_sessions(self, *, forget: bool = False) -> int:
         """Mirror ``sessions/*/manifest.json`` into the ``sessions`` and ``session_files`` tables
         (only changed ones; all with ``forget``). Returns how many sessions changed."""
@@ -494,6 +502,9 @@ class Catalog:
                 self._set_state(_EXPORTS_STATE, {"dirty": False})
             else:
                 self._write_exports(force=False)       # only what is missing
+        if paths is None:
+            from mdcsql.catalog.derived import refresh_derived
+            refresh_derived(self, forget=forget)
         result.problems.sort()
         result.seconds = time.perf_counter() - started
         return result
