@@ -404,3 +404,7 @@ cli.add_command(symbols); cli.add_command(sources)
 
 from mdcsql.cli_session import session  # noqa: E402
 cli.add_command(session)
+
+
+from mdcsql.cli_capacity import capacity  # noqa: E402
+cli.add_command(capacity)
