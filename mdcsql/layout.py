@@ -12,7 +12,11 @@ File-name scheme (``{x}`` = encoded component, see :func:`encode_component`)::
   ``file_name_metadata`` ``{symbol}_{type}_{date}_{source}[_{checksum6}]``;
 - ``tags``: ``~{source}`` then ``~{asset_class}``, each only when the directories and stem lack it;
 - ``part``: ``.p{n}`` for n >= 2, nothing for part 1;
-- ``ext``: ``.jsonl`` / ``.jsonl.gz`` / ``.jsonl.zst``.
+- ``ext``: ``.jsonl`` / ``.jsonl.gz`` / ``.jsonl.zst`` / ``.parquet`` (the cold tiers).
+
+Files of the warm and cold tiers keep their hot path under a tier directory: ``warm/live/...``,
+``cold/live/....parquet`` (:data:`TIER_DIRS`); the archive tier has a scheme of its own
+(``mdcsql.lifecycle.tiers``).
 
 With DatePartition ``None`` date directories are dropped and a date inside a file name becomes
 the literal ``all``. Encoded components contain only ``[A-Za-z0-9%-]``, so ``/``, ``_``, ``.`` and
@@ -27,7 +31,8 @@ from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 __all__ = [
-    "NAMING_CONVENTIONS", "DATE_PARTITIONS", "EVENT_TYPES", "TIER_ROOTS", "CODEC_EXT",
+    "NAMING_CONVENTIONS", "DATE_PARTITIONS", "EVENT_TYPES", "TIER_ROOTS", "CODEC_EXT", "TIER_DIRS",
+    "JSONL_CODECS",
     "ARCHIVE_ROOT", "CATALOG_DIR", "QUARANTINE_DIR", "WAL_DIR", "SESSIONS_DIR",
     "MAX_NAME_BYTES", "NO_DATE", "HOUR_NS", "DAY_NS", "NameTooLongError",
     "encode_component", "decode_component",
@@ -45,7 +50,11 @@ CATALOG_DIR = "_catalog"
 QUARANTINE_DIR = "_quarantine"
 WAL_DIR = "_wal"
 SESSIONS_DIR = "sessions"
-CODEC_EXT = {"none": ".jsonl", "gzip": ".jsonl.gz", "zstd": ".jsonl.zst"}
+#: file "codec" -> extension; "parquet" stands for the Parquet format (its compression is inside)
+CODEC_EXT = {"none": ".jsonl", "gzip": ".jsonl.gz", "zstd": ".jsonl.zst", "parquet": ".parquet"}
+JSONL_CODECS = ("none", "gzip", "zstd")
+#: tier -> the directory its files live under (hot files live at the top of the tree)
+TIER_DIRS = {"hot": "", "warm": "warm", "cold": "cold"}
 
 MAX_NAME_BYTES = 255  # longest file or directory name on common filesystems (ext4, xfs, apfs, ntfs)
 NO_DATE = "all"       # stands for the date inside a file name when DatePartition is None
@@ -249,10 +258,11 @@ class FileMeta:
     """Everything a data file's relative path says about it."""
 
     key: PartitionKey
-    codec: str         # none | gzip | zstd
+    codec: str         # none | gzip | zstd | parquet
     part: int          # 1 for the first file of a partition; 2, 3 ... for later files
     checksum6: str | None  # only with file_name_metadata (None while the file is open)
     relpath: str
+    tier: str = "hot"  # hot | warm | cold (see TIER_DIRS)
 
 
 # --------------------------------------------------------------------------- layouts
@@ -273,6 +283,7 @@ _METADATA_STEM = "{symbol}_{type}_{date}_{source}{checksum}"
 _CIVIL_DIRS = {"None": "", "Daily": "{year}/{month}/{day}/", "Hourly": "{year}/{month}/{day}/{hour}/",
                "Monthly": "{year}/{month}/"}
 _CODEC_OF_EXT = {ext: codec for codec, ext in CODEC_EXT.items()}
+_TIER_OF_DIR = {d: t for t, d in TIER_DIRS.items() if d}
 _PREFIX_RE = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,63})?")
 _CHECKSUM_RE = re.compile(r"[0-9a-f]{6}")
 _TOKEN = re.compile(r"(\{[a-z_0-9]+\})")
@@ -340,8 +351,9 @@ class Layout:
     # ---- key -> path
 
     def relpath(self, key: PartitionKey, *, codec: str = "none", part: int = 1,
-                checksum6: str | None = None) -> str:
-        """Relative POSIX path of the file holding ``key`` (``{root}/...``).
+                checksum6: str | None = None, tier: str = "hot") -> str:
+        """Relative POSIX path of the file holding ``key`` (``{root}/...``; ``{tier}/{root}/...``
+        for the warm and cold tiers).
 
         ``checksum6`` (6 lowercase hex digits) is written only with ``file_name_metadata``; without
         it the argument is ignored, so callers may pass it unconditionally.
@@ -372,7 +384,11 @@ class Layout:
         if self.partition != "None":
             label = key.period
             values.update(year=label[0:4], month=label[5:7], day=label[8:10], hour=label[11:13])
+        if tier not in TIER_DIRS:
+            raise ValueError(f"unknown tier {tier!r}; expected one of {tuple(TIER_DIRS)}")
         path = "".join(values[t[1:-1]] if t[0] == "{" else t for t in self._tokens)
+        if TIER_DIRS[tier]:
+            path = f"{TIER_DIRS[tier]}/{path}"
         for name in path.split("/"):
             if len(name) > MAX_NAME_BYTES:  # all ASCII after encoding: characters == bytes
                 raise NameTooLongError(f"path component of {len(name)} bytes exceeds "
@@ -389,7 +405,11 @@ class Layout:
         """
         if not isinstance(relpath, str):
             raise ValueError(f"expected a relative path string, got {type(relpath).__name__}")
-        head = relpath.split("/", 1)[0]
+        full, tier = relpath, "hot"
+        head, _, rest = relpath.partition("/")
+        if head and head in _TIER_OF_DIR:
+            tier, relpath = _TIER_OF_DIR[head], rest
+            head = relpath.split("/", 1)[0]
         if head not in TIER_ROOTS:
             raise ValueError(f"{relpath!r} is not under a tier root {TIER_ROOTS}")
         if not relpath.endswith(tuple(_CODEC_OF_EXT)):
@@ -419,14 +439,14 @@ class Layout:
         codec = _CODEC_OF_EXT[g["ext"]]
         part = int(g["part"]) if g["part"] else 1
         checksum6 = g.get("checksum")
-        canonical = self.relpath(key, codec=codec, part=part, checksum6=checksum6)
-        if canonical != relpath:
-            raise ValueError(f"{relpath!r} is not canonical for {self!r} (expected {canonical!r})")
-        return FileMeta(key=key, codec=codec, part=part, checksum6=checksum6, relpath=relpath)
+        canonical = self.relpath(key, codec=codec, part=part, checksum6=checksum6, tier=tier)
+        if canonical != full:
+            raise ValueError(f"{full!r} is not canonical for {self!r} (expected {canonical!r})")
+        return FileMeta(key=key, codec=codec, part=part, checksum6=checksum6, relpath=full, tier=tier)
 
     # ---- globs
 
-    def globs(self, root: str, type: str, codec: str) -> list[str]:
+    def globs(self, root: str, type: str, codec: str, tier: str = "hot") -> list[str]:
         """Relative glob patterns (``*``, ``?``; ``*`` never crosses ``/``) matching exactly the
         data files of tier ``root``, event ``type`` and ``codec`` of this layout, all parts and
         open/sealed forms included, and no sidecar, other type or other codec.
@@ -443,7 +463,11 @@ class Layout:
         fixed = {"root": root, "type": type, "ext": CODEC_EXT[codec],
                  "date": _LABEL_GLOB[self.partition], "year": "????", "month": "??", "day": "??",
                  "hour": "??"}
+        if tier not in TIER_DIRS:
+            raise ValueError(f"unknown tier {tier!r}; expected one of {tuple(TIER_DIRS)}")
         pattern = "".join(fixed.get(t[1:-1], "*") if t[0] == "{" else t for t in self._tokens)
+        if TIER_DIRS[tier]:
+            pattern = f"{TIER_DIRS[tier]}/{pattern}"
         return [re.sub(r"\*+", "*", pattern)]
 
     # ---- internals

@@ -36,9 +36,10 @@ from mdcsql.catalog.indexer import FILE_COLUMNS, file_row, scan_paths, scan_tree
 from mdcsql.catalog.migrations import apply_migrations
 from mdcsql.catalog import registries
 from mdcsql.catalog.registries import source_params, symbol_params
-from mdcsql.catalog.views import SENTINEL, check_root, generate_views, sql_literal, views_fingerprint
+from mdcsql.catalog.views import (SENTINEL, ensure_parquet_sentinels, parquet_sentinel, check_root, generate_views,
+                                  sql_literal, views_fingerprint)
 from mdcsql.errors import ArchiveLockedError, MdcsqlError, NotFoundError
-from mdcsql.layout import CATALOG_DIR, CODEC_EXT, EVENT_TYPES, TIER_ROOTS
+from mdcsql.layout import CATALOG_DIR, CODEC_EXT, EVENT_TYPES, JSONL_CODECS, TIER_ROOTS
 from mdcsql.sql import list_sql, load_sql
 
 __all__ = ["Catalog", "Result", "SyncResult", "CATALOG_FILE"]
@@ -49,7 +50,12 @@ _MACROS_STATE = "macros"
 #: every (tier root, event type, codec) a file can have: the views list them all (read_json's
 #: allow_empty makes a pattern without files read as nothing), so the first file of a new kind is
 #: visible at once, without waiting for a sync.
-ALL_COMBOS = [(root, type_, codec) for root in TIER_ROOTS for type_ in EVENT_TYPES for codec in CODEC_EXT]
+#: (tier, tier root, event type, codec) the views read: hot JSONL as collected, warm and cold in
+#: any format a tier may be configured with, the archive tier's Parquet
+ALL_COMBOS = ([("hot", root, type_, codec) for root in TIER_ROOTS for type_ in EVENT_TYPES for codec in JSONL_CODECS]
+              + [(tier, root, type_, codec) for tier in ("warm", "cold") for root in TIER_ROOTS
+                 for type_ in EVENT_TYPES for codec in CODEC_EXT]
+              + [("archive", root, type_, "parquet") for root in TIER_ROOTS for type_ in EVENT_TYPES])
 _LAYOUT_STATE = "layout"
 _EXPORTS_STATE = "exports"
 _PID = re.compile(r"PID (\d+)")
@@ -294,10 +300,12 @@ class Catalog:
         if self._locked_down:
             return
         text_root = check_root(self.root)
-        dirs = "[" + ", ".join(sql_literal(f"{text_root}/{t}/") for t in TIER_ROOTS) + "]"
+        from mdcsql.catalog.indexer import SCAN_BASES
+        dirs = "[" + ", ".join(sql_literal(f"{text_root}/{t}/") for t in SCAN_BASES) + "]"
         # Trusted text only (the archive root); SET takes no bound parameters.
         self.execute(f"SET allowed_directories = {dirs}")
-        self.execute(f"SET allowed_paths = [{sql_literal(f'{text_root}/{SENTINEL}')}]")
+        sentinels = [SENTINEL, *(parquet_sentinel(t) for t in EVENT_TYPES)]
+        self.execute("SET allowed_paths = [" + ", ".join(sql_literal(f"{text_root}/{p}") for p in sentinels) + "]")
         self.execute("SET python_enable_replacements = false")
         self.execute("SET enable_external_access = false")
         self.execute("SET lock_configuration = true")
@@ -345,6 +353,7 @@ class Catalog:
         if not sentinel.exists() or sentinel.stat().st_size:
             sentinel.parent.mkdir(parents=True, exist_ok=True)
             sentinel.write_bytes(b"")
+        ensure_parquet_sentinels(self.root)
 
     def _refresh_macros(self) -> None:
         """(Re)create the SQL macros of ``sql/macros/*.sql`` when their text changed. A macro may
@@ -671,7 +680,7 @@ def _with_siblings(layout, relpaths: list[str]) -> list[str]:
             continue
         for codec in CODEC_EXT:
             try:
-                out.setdefault(layout.relpath(meta.key, codec=codec, part=meta.part))
+                out.setdefault(layout.relpath(meta.key, codec=codec, part=meta.part, tier=meta.tier))
             except ValueError:
                 continue
     return list(out)

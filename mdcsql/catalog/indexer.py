@@ -21,15 +21,20 @@ from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from mdcsql.layout import TIER_ROOTS, FileMeta, parse_period_label
+from mdcsql.layout import TIER_DIRS, TIER_ROOTS, FileMeta, parse_period_label
+from mdcsql.lifecycle.tiers import ARCHIVE_DIR, label_start_ns, parse_any
 
 __all__ = ["MANIFEST_SUFFIX", "TMP_SUFFIX", "TIER_OF_ROOT", "Found", "Scan", "scan_tree",
            "scan_paths", "file_row", "FILE_COLUMNS"]
 
 MANIFEST_SUFFIX = ".manifest.json"   # contract with mdcsql.ingest.seal
 TMP_SUFFIX = ".tmp"
-#: tier of each tier root directory (later issues add warm / cold / archive)
+#: tier of each hot tier root directory (warm / cold / archive files say theirs in the path)
 TIER_OF_ROOT = {"live": "hot", "historical": "hot"}
+#: directories the scan walks: every tier's tier roots, and the archive tier
+SCAN_BASES = tuple(f"{d}/{r}" if d else r for d in TIER_DIRS.values() for r in TIER_ROOTS) + (ARCHIVE_DIR,)
+#: directories of _archive/ that hold no data files (hold notices)
+_ARCHIVE_SKIP = {"legal_holds"}
 
 #: the files table's columns, in table order
 FILE_COLUMNS = (
@@ -69,11 +74,14 @@ class Scan:
     def found(self, rel: str, layout) -> Found:
         """Parse one scanned path. :raises ValueError: not a data file of ``layout``."""
         size, mtime_ns, manifest_mtime_ns = self.files[rel]
-        return Found(layout.parse(rel), size, mtime_ns, manifest_mtime_ns)
+        return Found(parse_any(rel, layout), size, mtime_ns, manifest_mtime_ns)
 
 
-def scan_tree(root: Path, tier_roots=TIER_ROOTS) -> Scan:
+def scan_tree(root: Path, tier_roots=SCAN_BASES) -> Scan:
     """Every candidate data file under the tier roots of ``root`` with its change signature.
+
+    A tier directory that is a symbolic link (a tier mounted from its own path) is followed;
+    links below it are not. In ``_archive/`` only ``.parquet`` files are candidates.
 
     Never raises for odd content: manifests without their data file, unlistable directories and
     symlinks go to ``problems``; whether a candidate is a data file is decided by the caller
@@ -95,8 +103,13 @@ def scan_tree(root: Path, tier_roots=TIER_ROOTS) -> Scan:
                 scan.problems.append((prefix.rstrip("/"), f"cannot list directory: {exc.strerror}"))
                 continue
             data, manifests = [], {}
+            in_archive = prefix.startswith(ARCHIVE_DIR + "/")
             for entry in entries:
                 name = entry.name
+                if in_archive and (prefix == ARCHIVE_DIR + "/" and name in _ARCHIVE_SKIP
+                                   or not (name.endswith(".parquet") or name.endswith(".parquet" + MANIFEST_SUFFIX)
+                                           or entry.is_dir(follow_symlinks=False))):
+                    continue
                 if entry.is_symlink():
                     scan.problems.append((prefix + name, "symbolic link ignored (not followed)"))
                 elif entry.is_dir(follow_symlinks=False):
@@ -120,14 +133,15 @@ def scan_tree(root: Path, tier_roots=TIER_ROOTS) -> Scan:
     return scan
 
 
-def scan_paths(root: Path, relpaths, tier_roots=TIER_ROOTS) -> Scan:
+def scan_paths(root: Path, relpaths, tier_roots=SCAN_BASES) -> Scan:
     """Like :func:`scan_tree`, for just these relative paths (those absent are simply missing
     from ``Scan.files``). Paths outside the tier roots, or with ``.``/``..`` components, are
     reported as problems and skipped."""
     scan = Scan()
     for rel in relpaths:
         parts = rel.split("/") if isinstance(rel, str) else []
-        if len(parts) < 2 or parts[0] not in tier_roots or any(p in ("", ".", "..") for p in parts):
+        if len(parts) < 2 or not any(rel.startswith(b + "/") for b in tier_roots) \
+                or any(p in ("", ".", "..") for p in parts):
             scan.problems.append((str(rel), "not a relative path under a tier root"))
             continue
         if rel.endswith((TMP_SUFFIX, MANIFEST_SUFFIX)):
@@ -173,6 +187,12 @@ def _period_start(period: str, partition: str) -> datetime | None:
     return None if ns is None else _EPOCH + timedelta(microseconds=ns // 1000)
 
 
+@lru_cache(maxsize=4096)
+def _archive_start(label: str) -> datetime | None:
+    ns = label_start_ns(label)
+    return None if ns is None else _EPOCH + timedelta(microseconds=ns // 1000)
+
+
 def file_row(root: Path, found: Found, layout, *, problems: list | None = None) -> dict:
     """The ``files`` row of one scanned data file (``indexed_at`` left None).
 
@@ -184,11 +204,17 @@ def file_row(root: Path, found: Found, layout, *, problems: list | None = None) 
     meta, key = found.meta, found.meta.key
     rel = meta.relpath
     row = dict.fromkeys(FILE_COLUMNS)
+    parquet = meta.codec == "parquet"
+    if meta.tier == "archive":
+        from mdcsql.lifecycle.tiers import granularity_of
+        partition, start = granularity_of(key.period), _archive_start(key.period)
+    else:
+        partition, start = layout.partition, _period_start(key.period, layout.partition)
     row.update(
-        path=rel, tier=TIER_OF_ROOT.get(key.root, "hot"), root=key.root, format="jsonl",
+        path=rel, tier=meta.tier, root=key.root, format="parquet" if parquet else "jsonl",
         codec=meta.codec, symbol=key.symbol, type=key.type, source=key.source,
-        asset_class=key.asset_class, partition=layout.partition, period=key.period or None,
-        period_start=_period_start(key.period, layout.partition), part=meta.part,
+        asset_class=key.asset_class, partition=partition, period=key.period or None,
+        period_start=start, part=meta.part,
         size_bytes=found.size, mtime_ns=found.mtime_ns, manifest_mtime_ns=found.manifest_mtime_ns,
     )
     if found.manifest_mtime_ns is None:
@@ -231,13 +257,17 @@ def file_row(root: Path, found: Found, layout, *, problems: list | None = None) 
     # the manifest describes this very file: report disagreements
     if m.get("path") not in (None, rel):
         problems.append((rel, f"manifest names another path: {m.get('path')!r}"))
+    if parquet:       # the codec column holds the Parquet compression, from the manifest
+        row["codec"] = m.get("codec") if isinstance(m.get("codec"), str) else "zstd"
     for name in _IDENTITY:
+        if parquet and name == "codec":
+            continue
         if name in m and m[name] != row[name]:
             problems.append((rel, f"manifest {name} {m[name]!r} != path's {row[name]!r}"))
     if "period" in m and (m["period"] or None) != row["period"]:
         problems.append((rel, f"manifest period {m['period']!r} != path's {key.period!r}"))
     if m.get("size_bytes") is not None and m.get("size_bytes") != found.size:
         problems.append((rel, f"file has {found.size} bytes, manifest says {m.get('size_bytes')}"))
-    if m.get("partition") not in (None, layout.partition):
+    if m.get("partition") not in (None, partition):
         problems.append((rel, f"manifest partition {m['partition']!r} != archive's {layout.partition!r}"))
     return row

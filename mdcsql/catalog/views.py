@@ -21,13 +21,14 @@ gets a zero-row relation of typed NULLs.)
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 from mdcsql.errors import ConfigError
 from mdcsql.sql import load_sql
 
 __all__ = ["VIEW_TYPES", "EVENT_VIEWS", "JSON_COLUMNS", "SENTINEL", "generate_views", "check_root",
-           "views_fingerprint", "sql_literal"]
+           "views_fingerprint", "sql_literal", "parquet_sentinel", "ensure_parquet_sentinels"]
 
 #: typed view name -> event type, in creation order
 VIEW_TYPES: dict[str, str] = {
@@ -85,6 +86,44 @@ def _read_json(root: str, patterns: list[str], columns: dict[str, str], *, lenie
     return select + ("\n    WHERE ts IS NOT NULL" if lenient else "")
 
 
+def parquet_sentinel(type_: str) -> str:
+    """An empty Parquet file with the typed columns of ``type_`` (relative to the archive root):
+    listed first in every ``read_parquet`` so the columns exist even when no file matches."""
+    return f"_catalog/empty.{type_}.parquet"
+
+
+def ensure_parquet_sentinels(root: Path) -> None:
+    """Write the empty typed Parquet files of :func:`parquet_sentinel` where missing."""
+    import duckdb
+    missing = [t for t in JSON_COLUMNS if not (Path(root) / parquet_sentinel(t)).exists()]
+    if not missing:
+        return
+    con = duckdb.connect()
+    try:
+        for type_ in missing:
+            target = Path(root) / parquet_sentinel(type_)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            cols = ", ".join(f"CAST(NULL AS {'TIMESTAMP_NS' if n in ('ts', 'recv_ts') else t}) AS {n}"
+                             for n, t in JSON_COLUMNS[type_].items())
+            tmp = target.with_name(target.name + ".tmp")
+            con.execute(f"COPY (SELECT {cols} WHERE false) TO {sql_literal(str(tmp))} (FORMAT parquet)")
+            os.replace(tmp, target)
+    finally:
+        con.close()
+
+
+def _read_parquet(root: str, patterns: list[str], columns: dict[str, str], type_: str) -> str:
+    """Parquet tiers (cold, archive): typed columns cast back to the JSON view types. ts/recv_ts
+    are TIMESTAMP_NS in the files (``mdcsql.lifecycle.parquet``) and BIGINT ns here; files of one
+    pattern may differ in decimal scale, hence ``union_by_name``."""
+    files = ", ".join(sql_literal(p) for p in [f"{root}/{parquet_sentinel(type_)}", *patterns])
+    cols = ", ".join(f"epoch_ns({name}) AS {name}" if name in ("ts", "recv_ts")
+                     else f"CAST({name} AS {t}) AS {name}" for name, t in columns.items())
+    return (f"SELECT {cols}, substr(filename, {len(root) + 2}) AS file\n"
+            f"    FROM read_parquet([{files}],\n        filename = true, union_by_name = true, "
+            "allow_empty = true, hive_partitioning = false)")
+
+
 def _empty(columns: dict[str, str]) -> str:
     cols = ", ".join(f"CAST(NULL AS {t}) AS {name}" for name, t in columns.items())
     return f"SELECT {cols}, CAST(NULL AS VARCHAR) AS file WHERE false"
@@ -94,16 +133,19 @@ def events_relation(root: str, type_: str, patterns: dict[str, list[str]]) -> st
     """The ``{{events}}`` relation of one event type.
 
     :param root: absolute archive root, no trailing slash.
-    :param patterns: codec -> relative glob patterns of the combinations that have files.
+    :param patterns: codec -> relative glob patterns of the combinations that have files
+        (codec ``parquet`` = the Parquet tiers).
     """
     columns = JSON_COLUMNS[type_]
     absolute = {codec: [f"{root}/{p}" for p in pats] for codec, pats in patterns.items() if pats}
     parts = []
     if absolute.get("none"):
         parts.append(_read_json(root, absolute["none"], columns, lenient=True))
-    sealed = [p for codec in sorted(absolute) if codec != "none" for p in absolute[codec]]
+    sealed = [p for codec in sorted(absolute) if codec not in ("none", "parquet") for p in absolute[codec]]
     if sealed:
         parts.append(_read_json(root, sealed, columns, lenient=False))
+    if absolute.get("parquet"):
+        parts.append(_read_parquet(root, absolute["parquet"], columns, type_))
     body = "\n    UNION ALL\n    ".join(parts) if parts else _empty(columns)
     return f"(\n    {body}\n) AS e"
 
@@ -127,15 +169,18 @@ def generate_views(root: Path, layout, combos) -> dict[str, str]:
 
     :param root: the archive root.
     :param layout: a ``mdcsql.layout.Layout`` (its ``globs()`` gives the patterns).
-    :param combos: iterable of (tier root, event type, codec) that have at least one file.
+    :param combos: iterable of (tier, tier root, event type, codec) whose files the views read.
     """
+    from mdcsql.lifecycle.tiers import archive_globs
     text_root = check_root(root)
     by_type: dict[str, dict[str, list[str]]] = {}
-    for tier_root, type_, codec in sorted(set(combos)):
+    for tier, tier_root, type_, codec in sorted(set(combos)):
         if type_ not in JSON_COLUMNS:
             continue
         pats = by_type.setdefault(type_, {}).setdefault(codec, [])
-        for pattern in layout.globs(tier_root, type_, codec):
+        globs = (archive_globs(tier_root, type_) if tier == "archive"
+                 else layout.globs(tier_root, type_, codec, tier=tier))
+        for pattern in globs:
             if pattern not in pats:      # an overlap would read the same file twice
                 pats.append(pattern)
     out = {}
