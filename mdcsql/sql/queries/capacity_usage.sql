@@ -36,7 +36,7 @@ SELECT
     grouping(d) = 0                                 AS daily,
     d                                               AS day,
     count(*)                                        AS files,
-    sum(bytes)                                      AS bytes,
+    coalesce(sum(bytes), 0)                         AS bytes,
     coalesce(sum(event_count), 0)                   AS events,
     count(*) FILTER (WHERE event_count IS NULL)     AS uncounted_files,
     min(clock)                                        AS first_at,
