@@ -21,6 +21,9 @@ whole archive but costs tens of milliseconds of setup and scanning for one symbo
   ``read("Trade", "AAPL", a, b)`` equals ``SELECT * EXCLUDE (file) FROM trades WHERE symbol =
   'AAPL' AND ts >= a AND ts < b`` row for row.
 
+Paths are the catalog's logical paths under the root: a tier configured with its own directory is
+mounted into the tree as a symbolic link (``mdcsql.lifecycle.tiers``), so no path mapping is needed.
+
 What it sees is what the catalog lists: a file appears once a sync has recorded it (the
 collector's background syncer does so after each new hot file and seal; ``mdcsql catalog sync``
 by hand). A file that vanished since the snapshot (moved by a tier migration) triggers one
@@ -45,7 +48,7 @@ import pyarrow.parquet as pq
 
 from mdcsql.catalog import Catalog
 from mdcsql.catalog.views import JSON_COLUMNS, SENTINEL, VIEW_TYPES
-from mdcsql.errors import ArchiveLockedError, InputError, NotFoundError
+from mdcsql.errors import ArchiveLockedError, InputError, IntegrityError, NotFoundError
 from mdcsql.events import parse_ts
 from mdcsql.layout import CATALOG_DIR, period_end
 from mdcsql.sql import load_sql
@@ -58,7 +61,7 @@ _TYPE_OF_VIEW = dict(VIEW_TYPES)
 _VIEW_OF_TYPE = {t: v for v, t in VIEW_TYPES.items()}
 _VIEW_HEAD = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+\w+\s+AS\s+(SELECT\b.*?)\s+FROM\s+\{\{events\}\}",
                         re.S | re.I)
-_SORT_KEYS = [("ts", "ascending"), ("seq", "ascending"), ("source", "ascending")]
+_SORT_KEYS = [("ts", "ascending", "at_end"), ("seq", "ascending", "at_end"), ("source", "ascending", "at_end")]
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,20 +140,6 @@ def _catalog_signature(db: Path) -> tuple:
     return tuple(sig)
 
 
-def _path_resolver(root: Path):
-    """logical path -> physical path; a tier may live in its own directory (Tiering.Tiers[].Path)."""
-    try:
-        from mdcsql.lifecycle.tiers import physical
-        from mdcsql.archive import Archive
-    except ImportError:                         # tiering not installed: every tier under the root
-        return lambda rel: str(root / rel)
-    try:
-        settings = Archive.open(root).settings
-    except NotFoundError:
-        return lambda rel: str(root / rel)
-    return lambda rel: str(physical(root, settings, rel))
-
-
 class Reader:
     """Read events of one (type, symbol) between two times across every tier. Open once, reuse.
 
@@ -166,7 +155,6 @@ class Reader:
         self._db = self.root / CATALOG_DIR / _CATALOG_FILE
         if not self._db.exists():
             raise NotFoundError(f"no catalog at {self._db}; create it with: mdcsql catalog rebuild {self.root}")
-        self._resolve = _path_resolver(self.root)
         self._sentinel = str(self.root / SENTINEL)
         self._duck = duckdb.connect()           # in memory: reads the JSONL files, never the catalog
         self._lock = threading.Lock()
@@ -214,7 +202,7 @@ class Reader:
         for r in rows:
             lo, hi = _span(r)
             parquet = r["format"] == "parquet" or r["path"].endswith(".parquet")
-            f = _File(path=r["path"], abspath=self._resolve(r["path"]), source=r["source"], lo=lo, hi=hi,
+            f = _File(path=r["path"], abspath=str(self.root / r["path"]), source=r["source"], lo=lo, hi=hi,
                       parquet=parquet, lenient=not parquet and r["codec"] == "none",
                       version=(r["size_bytes"], r["mtime_ns"]))
             groups.setdefault((r["type"], r["symbol"]), []).append(f)
@@ -224,12 +212,22 @@ class Reader:
             index[key] = ([f.lo for f in files], files)
         return index
 
-    def files(self, type_: str, symbol: str, start=None, end=None, *, source=None) -> list[str]:
-        """Logical paths of the files a :meth:`read` with the same arguments would open."""
+    def plan(self, type_: str, symbol: str, start=None, end=None, *, source=None) -> list[dict]:
+        """What a :meth:`read` with the same arguments would open: ``[{"path", "format",
+        "row_groups"}]`` — for a Parquet file the indexes of the row groups it would read (of
+        ``"of"`` in all), None for JSONL (read whole, filtered while parsing)."""
         type_ = _event_type(type_)
         lo, hi = _bound(start, "start", _I64_MIN), _bound(end, "end", _I64_MAX)
         self.refresh()
-        return [f.path for f in self._select(type_, symbol, lo, hi, _sources(source))]
+        out = []
+        for f in self._select(type_, symbol, lo, hi, _sources(source)):
+            if f.parquet:
+                meta = self._footer(f)
+                out.append({"path": f.path, "format": "parquet", "row_groups": _groups(meta, lo, hi),
+                            "of": len(meta.rg_lo)})
+            else:
+                out.append({"path": f.path, "format": "jsonl", "row_groups": None, "of": None})
+        return out
 
     def _select(self, type_: str, symbol: str, lo: int, hi: int, sources) -> list[_File]:
         """Files of (type, symbol) whose span meets [lo, hi) (hi exclusive)."""
@@ -311,7 +309,7 @@ class Reader:
             return schema.empty_table().select(names)
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
         if not _is_sorted(table):
-            table = table.take(pc.sort_indices(table, sort_keys=_SORT_KEYS, null_placement="at_end"))
+            table = table.take(pc.sort_indices(table, sort_keys=_SORT_KEYS))
         return table.select(names)
 
     def _read_jsonl(self, type_: str, symbol: str, files: list[_File], lo: int, hi: int) -> pa.Table:
@@ -331,8 +329,11 @@ class Reader:
         if meta is not None and meta.version == f.version:
             return meta
         md = pq.read_metadata(f.abspath)
-        names = tuple(md.schema.names)
-        ts_col = names.index("ts")
+        schema = md.schema.to_arrow_schema()
+        leaves = [md.schema.column(i).path for i in range(md.num_columns)]
+        if "ts" not in leaves:
+            raise IntegrityError(f"{f.abspath}: Parquet file without a ts column")
+        ts_col = leaves.index("ts")
         rg_lo, rg_hi = [], []
         for i in range(md.num_row_groups):
             stats = md.row_group(i).column(ts_col).statistics
@@ -342,14 +343,14 @@ class Reader:
             else:
                 rg_lo.append(_I64_MIN)
                 rg_hi.append(_I64_MAX)
-        meta = _ParquetMeta(version=f.version, metadata=md, rg_lo=rg_lo, rg_hi=rg_hi, names=names,
-                            schema=md.schema.to_arrow_schema())
+        meta = _ParquetMeta(version=f.version, metadata=md, rg_lo=rg_lo, rg_hi=rg_hi,
+                            names=tuple(schema.names), schema=schema)
         self._footers[f.path] = meta
         return meta
 
     def _read_parquet(self, f: _File, lo: int, hi: int, schema: pa.Schema, need: list[str]) -> pa.Table:
         meta = self._footer(f)
-        groups = [i for i, (a, b) in enumerate(zip(meta.rg_lo, meta.rg_hi)) if b >= lo and a < hi]
+        groups = _groups(meta, lo, hi)
         if not groups:
             return schema.empty_table().select(need)
         present = [n for n in need if n in meta.names]
@@ -357,6 +358,11 @@ class Reader:
         table = pf.read_row_groups(groups, columns=present, use_threads=True)
         table = _cut(table, lo, hi, whole=all(meta.rg_lo[i] >= lo and meta.rg_hi[i] < hi for i in groups))
         return _conform(table, schema, need)
+
+
+def _groups(meta: _ParquetMeta, lo: int, hi: int) -> list[int]:
+    """Row groups whose [min ts, max ts] meets [lo, hi)."""
+    return [i for i, (a, b) in enumerate(zip(meta.rg_lo, meta.rg_hi)) if b >= lo and a < hi]
 
 
 def _raw(value) -> int:
