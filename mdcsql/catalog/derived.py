@@ -16,6 +16,10 @@ __all__ = ["DERIVED_MODULES", "refresh_derived"]
 
 #: modules with ``refresh(catalog, *, forget)``, in the order they run
 DERIVED_MODULES: tuple[str, ...] = (
+    "mdcsql.lifecycle.holds",
+    "mdcsql.lifecycle.removal",
+    "mdcsql.lifecycle.guard",
+    "mdcsql.lifecycle.archive_catalog",
 )
 
 

@@ -1,0 +1,1 @@
+"""Lifecycle: policies, tiers, retention, quotas, compaction, WORM, legal holds, removal."""
