@@ -11,27 +11,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from conftest import PYTHON, python_env
 from mdcsql.archive import Archive
 from mdcsql.catalog import Catalog
 from mdcsql.ingest.seal import MANIFEST_SUFFIX
 from mdcsql.lifecycle.capacity import CapacityError, forecast, parse_as_of, parse_horizon
+from test_cli import mdcsql
 
 DAYS = [date(2024, 1, 2), date(2024, 1, 3), date(2024, 1, 4)]
-
-
-def mdcsql(*args, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run([PYTHON, "-m", "mdcsql", *map(str, args)], capture_output=True, text=True,
-                          env=python_env(), timeout=300)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"mdcsql {' '.join(map(str, args))} exited {proc.returncode}:\n{proc.stderr}")
-    return proc
 
 
 def manifests(root: Path) -> list[tuple[Path, dict]]:
