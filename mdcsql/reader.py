@@ -61,6 +61,7 @@ _TYPE_OF_VIEW = dict(VIEW_TYPES)
 _VIEW_OF_TYPE = {t: v for v, t in VIEW_TYPES.items()}
 _VIEW_HEAD = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+\w+\s+AS\s+(SELECT\b.*?)\s+FROM\s+\{\{events\}\}",
                         re.S | re.I)
+_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _SORT_KEYS = [("ts", "ascending", "at_end"), ("seq", "ascending", "at_end"), ("source", "ascending", "at_end")]
 
 
@@ -334,12 +335,15 @@ class Reader:
         if "ts" not in leaves:
             raise IntegrityError(f"{f.abspath}: Parquet file without a ts column")
         ts_col = leaves.index("ts")
+        ts_type = schema.field("ts").type
+        # statistics are the physical int64 in the column's unit (ms for millisecond feeds)
+        factor = _NS_PER_UNIT[ts_type.unit] if pa.types.is_timestamp(ts_type) else 1
         rg_lo, rg_hi = [], []
         for i in range(md.num_row_groups):
             stats = md.row_group(i).column(ts_col).statistics
-            if stats is not None and stats.has_min_max:
-                rg_lo.append(_raw(stats.min_raw if hasattr(stats, "min_raw") else stats.min))
-                rg_hi.append(_raw(stats.max_raw if hasattr(stats, "max_raw") else stats.max))
+            if stats is not None and stats.has_min_max and stats.physical_type == "INT64":
+                rg_lo.append(stats.min_raw * factor)
+                rg_hi.append(stats.max_raw * factor)
             else:
                 rg_lo.append(_I64_MIN)
                 rg_hi.append(_I64_MAX)
@@ -365,13 +369,6 @@ def _groups(meta: _ParquetMeta, lo: int, hi: int) -> list[int]:
     return [i for i, (a, b) in enumerate(zip(meta.rg_lo, meta.rg_hi)) if b >= lo and a < hi]
 
 
-def _raw(value) -> int:
-    """An int64 ts statistic as integer nanoseconds (pyarrow may give a datetime for logical types)."""
-    if isinstance(value, int):
-        return value
-    return parse_ts(value, "ts")
-
-
 def _sources(source) -> frozenset | None:
     if source is None:
         return None
@@ -393,10 +390,14 @@ def _columns(schema: pa.Schema, columns) -> list[str]:
 
 
 def _ts_numpy(table: pa.Table) -> np.ndarray:
+    """The ts column as int64 UTC nanoseconds (whatever its stored unit)."""
     col = table.column("ts")
     col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
-    return col.view(pa.int64()).to_numpy(zero_copy_only=False) if pa.types.is_timestamp(col.type) \
-        else col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    if not pa.types.is_timestamp(col.type):
+        return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+    values = col.view(pa.int64()).to_numpy(zero_copy_only=False)
+    factor = _NS_PER_UNIT[col.type.unit]
+    return values * factor if factor != 1 else values
 
 
 def _cut(table: pa.Table, lo: int, hi: int, *, whole: bool) -> pa.Table:

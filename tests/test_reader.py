@@ -5,7 +5,6 @@ catalog's writer. Real files, a real DuckDB catalog, no mocks."""
 from __future__ import annotations
 
 import json
-import hashlib
 import subprocess
 import sys
 import textwrap
@@ -13,7 +12,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from conftest import python_env
@@ -21,6 +19,7 @@ from helpers_catalog import BASE_TS, catalog_events, catalog_write_file
 from mdcsql.catalog import Catalog
 from mdcsql.errors import InputError, NotFoundError
 from mdcsql.layout import DAY_NS, Layout
+from mdcsql.lifecycle.parquet import convert
 from mdcsql.reader import Reader
 
 LAYOUT = Layout("BySymbol", "Daily")
@@ -46,28 +45,23 @@ def _sync(root: Path) -> None:
 
 
 def _to_cold(root: Path, rel: str, *, row_group_size: int = 10) -> str:
-    """Migrate one sealed hot file to the cold tier as typed Parquet, sorted by (ts, seq), with a
-    manifest, then remove the hot file (what `mdcsql tier migrate` does), and sync."""
+    """Migrate one sealed hot file to the cold tier as typed Parquet (mdcsql.lifecycle.parquet's
+    verified conversion), with a manifest, then remove the hot file, as `mdcsql tier migrate`
+    does, and sync."""
     meta = LAYOUT.parse(rel)
     cold = LAYOUT.relpath(meta.key, codec="parquet", tier="cold")
     target = root / cold
     target.parent.mkdir(parents=True, exist_ok=True)
-    src = str(root / rel)
-    view = {"Trade": "trades", "BboQuote": "bbo_quotes"}[meta.key.type]
-    con = duckdb.connect(str(root / "_catalog" / "catalog.duckdb"), read_only=True)
-    try:
-        table = con.sql(f"SELECT * EXCLUDE (file) FROM {view} WHERE file = $rel ORDER BY ts, seq",
-                        params={"rel": rel}).to_arrow_table()
-    finally:
-        con.close()
-    pq.write_table(table, target, compression="zstd", row_group_size=row_group_size)
-    manifest = json.loads(Path(src + ".manifest.json").read_text())
-    data = target.read_bytes()
-    manifest.update(path=cold, format="parquet", codec="parquet", compression_level=None,
-                    size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    src = root / rel
+    tmp = target.with_name(target.name + ".tmp")
+    result = convert([src], tmp, meta.key.type, compression="zstd", level=12, row_group_size=row_group_size)
+    tmp.rename(target)
+    manifest = json.loads(Path(str(src) + ".manifest.json").read_text())
+    manifest.update(path=cold, format="parquet", codec="zstd", compression_level=12,
+                    size_bytes=result.size_bytes, sha256=result.sha256)
     Path(str(target) + ".manifest.json").write_text(json.dumps(manifest, indent=2))
-    Path(src).unlink()
-    Path(src + ".manifest.json").unlink()
+    src.unlink()
+    Path(str(src) + ".manifest.json").unlink()
     _sync(root)
     return cold
 
@@ -243,3 +237,25 @@ def test_a_reader_never_blocks_the_catalog_writer(tree):
         proc.communicate("\n", timeout=30)
     assert proc.returncode == 0
     assert reader.read("Trade", "AAPL").num_rows == 135 and not reader.stale
+
+
+def test_millisecond_parquet_statistics_are_scaled_to_nanoseconds(tmp_path):
+    """A millisecond feed (Lean) is stored with ts in ms: row-group statistics are ms counts, and
+    pruning and the returned ns times must still be right."""
+    root = tmp_path / "archive"
+    root.mkdir()
+    ts0 = (BASE_TS // 1_000_000) * 1_000_000
+    events = catalog_events("Trade", 40, ts0=ts0)
+    for i, e in enumerate(events):
+        e["ts"] = ts0 + i * 1_000_000                 # whole milliseconds
+    rel = catalog_write_file(root, LAYOUT, events, codec="gzip")
+    _sync(root)
+    _to_cold(root, rel, row_group_size=8)
+    reader = Reader(root)
+    lo, hi = ts0 + 17 * 1_000_000, ts0 + 25 * 1_000_000
+    [plan] = reader.plan("Trade", "AAPL", lo, hi)
+    assert plan["row_groups"] == [2, 3]
+    got = reader.read("Trade", "AAPL", lo, hi)
+    assert got.column("seq").to_pylist() == list(range(18, 26))
+    assert got.column("ts").cast(pa.int64()).to_pylist()[0] == lo
+    assert got.equals(_view(root, "trades", "AAPL", lo, hi))
