@@ -170,6 +170,20 @@ def test_a_catalog_can_be_passed_instead_of_a_root(built):
     assert direct.to_dict() == forecast(built, as_of="2024-01-05").to_dict()
 
 
+def test_an_open_hot_file_counts_from_its_mtime(archive):
+    a = Archive.open(archive)
+    w = a.writer("alpaca")
+    w.append_many([{"type": "Trade", "symbol": "IBM", "source": "alpaca", "ts": "2024-01-06T15:00:00Z", "seq": i,
+                    "price": "150.00", "size": 1, "side": "buy"} for i in range(1, 51)])
+    w.flush()
+    a.close(seal=False)
+    [hot] = [p for p in (archive / "live").rglob("*.jsonl")]         # no manifest: no created_at
+    fc = forecast(archive)
+    assert fc.breakdown_by_source["alpaca"] == hot.stat().st_size
+    assert fc.uncounted_files == 1 and any("no event count" in n for n in fc.notes)
+    assert "alpaca" not in forecast(archive, as_of="2024-01-05").breakdown_by_source
+
+
 # ------------------------------------------------------------------ limits and alerts
 
 def test_full_date_against_the_global_quota(archive):
