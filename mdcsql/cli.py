@@ -408,3 +408,7 @@ cli.add_command(session)
 
 from mdcsql.cli_capacity import capacity  # noqa: E402
 cli.add_command(capacity)
+
+
+from mdcsql.cli_lifecycle import policy, retention, tier  # noqa: E402
+cli.add_command(policy); cli.add_command(tier); cli.add_command(retention)
