@@ -1,0 +1,414 @@
+"""Typed Parquet for the cold and archive tiers: conversion, splitting, merging, fingerprints.
+
+``convert`` reads JSONL (none/gzip/zstd) and/or Parquet sources of one event type, optionally
+keeps a half-open ``[lo, hi)`` ns range of ``ts``, sorts by (symbol, ts, seq, input order), writes
+one typed Parquet file, fsyncs it and then re-reads it: the row count and the content fingerprint
+must equal the sources' (over the same range), else ``VerificationError`` and the file is removed.
+The same call converts (JSONL → Parquet), consolidates (Parquet* → Parquet) and splits (one call
+per range).
+
+The layout (measured on real SPY ticks; docs/lifecycle-parquet.md has the figures):
+
+- ``ts``/``recv_ts``: Parquet TIMESTAMP (UTC) in the coarsest unit that is exact for the whole
+  column — ms, us or ns — DELTA_BINARY_PACKED. Millisecond feeds (Lean) shrink by 40% against ns;
+  every reader (DuckDB ``epoch_ns``, pyarrow) gets the same nanoseconds back.
+- decimals: the smallest exact DECIMAL per column and file: scale = the largest scale present
+  (trailing zeros dropped), precision 9 (INT32), 18 (INT64) or 38; text beyond DECIMAL(38) stays
+  text. Prices BYTE_STREAM_SPLIT, sizes and everything else dictionary-encoded.
+- strings and lists dictionary-encoded; ``seq`` delta-encoded; data pages v2, format 2.6,
+  statistics, page index, ``sorting_columns`` and bloom filters on symbol/source/venue/ids, so
+  DuckDB and pyarrow prune by symbol and ts.
+
+``fingerprint`` is order-independent and identical for a JSONL file and any Parquet conversion,
+split or merge of its rows: count plus the sum mod 2^64 of each row's MD5 (low 64 bits) over the
+canonical JSON of the row at the catalog views' types (``JSON_COLUMNS``).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from mdcsql.catalog.views import JSON_COLUMNS
+from mdcsql.errors import ConfigError, InputError, MdcsqlError
+from mdcsql.lifecycle.codecs import (PARQUET_CODECS, CodecSpec, VerificationError, file_sha256, parse_codec,
+                                     sniff_format)
+from mdcsql.sql import load_sql
+
+__all__ = ["ConversionResult", "convert", "fingerprint", "read_rows", "parquet_table", "VerificationError",
+           "DEFAULT_ROW_GROUP_SIZE", "LAYOUT_VERSION", "combine_fingerprints"]
+
+DEFAULT_ROW_GROUP_SIZE = 1 << 20
+LAYOUT_VERSION = "1"
+_U64 = 1 << 64
+_DEC = "DECIMAL(38,18)"
+#: decimal columns kept BYTE_STREAM_SPLIT (prices move in small steps); the rest are dictionary
+_PRICE_COLUMNS = {"price", "bid_price", "ask_price", "open", "high", "low", "close"}
+_DELTA_COLUMNS = {"ts", "recv_ts", "seq"}
+_BLOOM_COLUMNS = ("symbol", "source", "venue", "trade_id", "order_id")
+_TS_UNITS = (("ms", 1_000_000), ("us", 1_000), ("ns", 1))
+_PRECISIONS = (9, 18, 38)
+
+
+@dataclass(frozen=True)
+class ConversionResult:
+    """What ``convert`` wrote and verified."""
+
+    path: Path
+    type: str
+    rows: int
+    fingerprint: str            # 16 hex digits, see ``fingerprint``
+    sha256: str
+    size_bytes: int
+    first_ts: int | None
+    last_ts: int | None
+    first_seq: int | None       # smallest seq present (None if no row has one)
+    last_seq: int | None        # largest seq present
+    symbols: tuple[str, ...]
+    seconds: float
+    codec: str
+    level: int | None
+    row_groups: int
+    column_types: dict[str, str] = field(default_factory=dict)
+
+
+# ---- source reading -------------------------------------------------------------------------------
+def _check_type(type_: str) -> dict[str, str]:
+    if type_ not in JSON_COLUMNS:
+        raise ConfigError(f"unknown event type {type_!r}; expected one of {', '.join(JSON_COLUMNS)}")
+    return JSON_COLUMNS[type_]
+
+
+def _check_range(ts_range) -> tuple[int | None, int | None]:
+    if ts_range is None:
+        return None, None
+    try:
+        lo, hi = ts_range
+    except (TypeError, ValueError):
+        raise ConfigError(f"ts_range must be a (lo, hi) pair of int ns, got {ts_range!r}") from None
+    for v in (lo, hi):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
+            raise ConfigError(f"ts_range bounds must be int nanoseconds or None, got {v!r}")
+    if lo is not None and hi is not None and hi <= lo:
+        raise ConfigError(f"ts_range [{lo}, {hi}) is empty: hi must be greater than lo")
+    return lo, hi
+
+
+def _group_sources(paths: Iterable) -> list[tuple[str, list[Path]]]:
+    """Consecutive runs of (format, paths) in the given order: 'parquet', or a JSONL codec."""
+    groups: list[tuple[str, list[Path]]] = []
+    for p in paths:
+        p = Path(p)
+        if not p.is_file():
+            raise InputError("source file does not exist", file=str(p))
+        kind = sniff_format(p)
+        if groups and groups[-1][0] == kind:
+            groups[-1][1].append(p)
+        else:
+            groups.append((kind, [p]))
+    if not groups:
+        raise ConfigError("no source files given")
+    return groups
+
+
+def _struct(columns: dict[str, str]) -> str:
+    return "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
+
+
+def _text_columns(type_: str) -> dict[str, str]:
+    """JSON_COLUMNS with decimals read as text, so their exact scale is seen."""
+    out = {"type": "VARCHAR"}
+    for name, t in _check_type(type_).items():
+        out[name] = t.replace(_DEC, "VARCHAR")
+    return out
+
+
+def _duck_error(exc: Exception, paths: Sequence[Path]) -> MdcsqlError:
+    where = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+    return InputError(f"cannot read as {'JSONL' if paths else 'data'}: {str(exc).splitlines()[0]}", file=where)
+
+
+def _read_jsonl(con, paths: list[Path], comp: str, type_: str, lo, hi) -> pa.Table:
+    sql = load_sql("queries/parquet_read_jsonl.sql").replace("{{columns}}", _struct(_text_columns(type_)))
+    params = {"files": [str(p) for p in paths], "comp": comp, "lo": lo, "hi": hi}
+    tables = []
+    for p in paths:          # one file per query: row order within and across files is kept
+        params["files"] = [str(p)]
+        try:
+            t = con.sql(sql, params=params).to_arrow_table()
+        except duckdb.Error as exc:
+            raise _duck_error(exc, [p]) from None
+        bad = pc.drop_null(pc.unique(t["type"]))
+        if len(bad) and (len(bad) > 1 or bad[0].as_py() != type_):
+            raise InputError(f"holds events of type {sorted(bad.to_pylist())}, expected only {type_}", file=str(p))
+        tables.append(t.drop_columns(["type"]))
+    return pa.concat_tables(tables)
+
+
+def _to_text(arr: pa.ChunkedArray, view_type: str) -> pa.ChunkedArray:
+    target = pa.list_(pa.list_(pa.string())) if view_type.endswith("[][]") else pa.string()
+    return arr if arr.type == target else arr.cast(target)
+
+
+def _read_parquet(paths: list[Path], type_: str, lo, hi) -> pa.Table:
+    columns = _check_type(type_)
+    tables = []
+    for p in paths:
+        try:
+            t = pq.read_table(p)
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"cannot read as Parquet: {exc}", file=str(p)) from None
+        cols = {}
+        for name, vt in columns.items():
+            if name not in t.column_names:
+                raise InputError(f"Parquet file lacks column {name!r} of {type_}", file=str(p))
+            col = t[name]
+            if name in ("ts", "recv_ts"):
+                col = col.cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()) if pa.types.is_timestamp(col.type) else col.cast(pa.int64())
+            elif _DEC in vt:
+                col = _to_text(col, vt)
+            cols[name] = col
+        t = pa.table(cols)
+        if lo is not None or hi is not None:
+            mask = pc.and_kleene(pc.greater_equal(t["ts"], lo) if lo is not None else pa.scalar(True),
+                                 pc.less(t["ts"], hi) if hi is not None else pa.scalar(True))
+            t = t.filter(mask)
+        tables.append(t)
+    return pa.concat_tables(tables)
+
+
+def read_rows(src_paths: Iterable, type_: str, *, ts_range=None) -> pa.Table:
+    """The sources' rows in input order with an ``_ord`` column: ts/recv_ts int64 ns, decimals as
+    exact text, other columns at their view types (lists kept)."""
+    lo, hi = _check_range(ts_range)
+    _check_type(type_)
+    con = duckdb.connect()
+    try:
+        parts = []
+        for kind, paths in _group_sources(src_paths):
+            if kind == "parquet":
+                parts.append(_read_parquet(paths, type_, lo, hi))
+            else:
+                parts.append(_read_jsonl(con, paths, kind, type_, lo, hi))
+    finally:
+        con.close()
+    schema = parts[0].schema
+    table = pa.concat_tables([t.cast(schema) for t in parts])
+    return table.append_column("_ord", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+
+
+# ---- typed layout ----------------------------------------------------------------------------------
+def _decimal_type(text: pa.ChunkedArray) -> pa.DataType:
+    """Smallest exact decimal type for decimal text (trailing fractional zeros ignored)."""
+    values = pc.drop_null(text.combine_chunks() if isinstance(text, pa.ChunkedArray) else text)
+    if len(values) == 0:
+        return pa.decimal128(9, 0)
+    has_dot = pc.greater_equal(pc.find_substring(values, "."), 0)
+    trimmed = pc.replace_substring_regex(values, r"\.?0+$", "")
+    values = pc.if_else(has_dot, trimmed, values)
+    unsigned = pc.replace_substring_regex(values, "^-", "")
+    length = pc.utf8_length(unsigned)
+    dot = pc.find_substring(unsigned, ".")
+    int_digits = pc.if_else(pc.less(dot, 0), length, dot)
+    scale = pc.if_else(pc.less(dot, 0), 0, pc.subtract(pc.subtract(length, dot), 1))
+    s = int(pc.max(scale).as_py() or 0)
+    digits = int(pc.max(int_digits).as_py() or 1)
+    for p in _PRECISIONS:
+        if s <= p and digits + s <= p:
+            return pa.decimal128(p, s)
+    return pa.string()                  # beyond DECIMAL(38): keep the exact text
+
+
+def _ts_column(ns: pa.ChunkedArray) -> pa.ChunkedArray:
+    """int64 ns -> timestamp in the coarsest exact unit (ms, us or ns), UTC."""
+    values = ns.fill_null(0).to_numpy()
+    for unit, factor in _TS_UNITS:
+        if factor == 1 or not (values % factor).any():
+            scaled = pc.divide(ns, factor) if factor != 1 else ns
+            return scaled.cast(pa.int64()).cast(pa.timestamp(unit, tz="UTC"))
+    raise AssertionError("unreachable")
+
+
+def parquet_table(rows: pa.Table, type_: str) -> pa.Table:
+    """``read_rows`` output -> the typed, sorted table that is written (no ``_ord``)."""
+    columns = _check_type(type_)
+    order = pc.sort_indices(rows, sort_keys=[(k, "ascending", "at_end") for k in ("symbol", "ts", "seq", "_ord")])
+    rows = rows.take(order)
+    out = {}
+    for name, vt in columns.items():
+        col = rows[name]
+        if name in ("ts", "recv_ts"):
+            col = _ts_column(col)
+        elif vt.endswith("[][]"):
+            leaf = pc.list_flatten(pc.list_flatten(col))
+            dt = _decimal_type(leaf)
+            col = col.cast(pa.list_(pa.list_(dt)))
+        elif vt == _DEC:
+            col = col.cast(_decimal_type(col))
+        out[name] = col
+    table = pa.table(out)
+    return table.replace_schema_metadata({"mdcsql.type": type_, "mdcsql.layout": LAYOUT_VERSION})
+
+
+def _leaf_path(f: pa.Field) -> str:
+    """Parquet column path of a list's leaf (``conditions.list.element``, ``bids.list.element.list.element``)."""
+    path, t = f.name, f.type
+    while pa.types.is_list(t):
+        path, t = path + ".list.element", t.value_type
+    return path
+
+
+def _writer_options(table: pa.Table, spec: CodecSpec, row_group_size: int) -> dict:
+    dictionary, encoding, blooms = [], {}, {}
+    for f in table.schema:
+        t = f.type
+        if f.name in _DELTA_COLUMNS:
+            encoding[f.name] = "DELTA_BINARY_PACKED"
+        elif f.name in _PRICE_COLUMNS and pa.types.is_decimal(t) and t.precision <= 18:
+            encoding[f.name] = "BYTE_STREAM_SPLIT"
+        elif pa.types.is_list(t):
+            dictionary.append(_leaf_path(f))
+        else:
+            dictionary.append(f.name)
+        if f.name in _BLOOM_COLUMNS and table[f.name].null_count < table.num_rows:
+            ndv = max(1, len(pc.unique(table[f.name])))
+            blooms[f.name] = {"ndv": ndv, "fpp": 0.01}
+    names = table.column_names
+    sort = [pq.SortingColumn(names.index(c)) for c in ("symbol", "ts", "seq")]
+    return dict(row_group_size=row_group_size, version="2.6", data_page_version="2.0",
+                compression="NONE" if spec.codec == "none" else spec.codec.upper(),
+                compression_level=spec.level, use_dictionary=dictionary, column_encoding=encoding,
+                write_statistics=True, write_page_index=True, store_decimal_as_integer=True,
+                store_schema=False, sorting_columns=sort, bloom_filter_options=blooms or None)
+
+
+def _write(table: pa.Table, dst: Path, spec: CodecSpec, row_group_size: int) -> None:
+    opts = _writer_options(table, spec, row_group_size)
+    with open(dst, "wb") as f:
+        pq.write_table(table, f, **opts)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+# ---- fingerprint ---------------------------------------------------------------------------------
+def _row_expr(columns: dict[str, str]) -> str:
+    return "{" + ", ".join(f"'{k}': {k}" for k in columns) + "}"
+
+
+def _parquet_select(columns: dict[str, str]) -> str:
+    parts = []
+    for name, vt in columns.items():
+        expr = f"epoch_ns({name})" if name in ("ts", "recv_ts") else name
+        parts.append(f"CAST({expr} AS {vt}) AS {name}")
+    return ", ".join(parts)
+
+
+def combine_fingerprints(parts: Iterable[tuple[int, str]]) -> tuple[int, str]:
+    """The fingerprint of the union of disjoint row sets (counts add, sums add mod 2^64)."""
+    n, total = 0, 0
+    for rows, fp in parts:
+        n += rows
+        total = (total + int(fp, 16)) % _U64
+    return n, f"{total:016x}"
+
+
+def fingerprint(paths: Iterable, type_: str, *, ts_range=None) -> tuple[int, str]:
+    """(rows, 16-hex-digit fingerprint) of the events in JSONL and/or Parquet files.
+
+    Order-independent; a changed value, a dropped row or a duplicated row changes it. Equal for a
+    JSONL file and its Parquet conversion, and for any split or merge of the same rows.
+    """
+    columns = _check_type(type_)
+    lo, hi = _check_range(ts_range)
+    row = _row_expr(columns)
+    con = duckdb.connect()
+    parts = []
+    try:
+        for kind, group in _group_sources(paths):
+            if kind == "parquet":
+                sql = (load_sql("queries/parquet_fingerprint_parquet.sql")
+                       .replace("{{select}}", _parquet_select(columns)).replace("{{row}}", row))
+                params = {"files": [str(p) for p in group], "lo": lo, "hi": hi}
+            else:
+                sql = (load_sql("queries/parquet_fingerprint_jsonl.sql")
+                       .replace("{{columns}}", _struct(columns)).replace("{{row}}", row))
+                params = {"files": [str(p) for p in group], "comp": kind, "lo": lo, "hi": hi}
+            try:
+                n, fp = con.execute(sql, params).fetchall()[0]
+            except duckdb.Error as exc:
+                raise _duck_error(exc, group) from None
+            parts.append((int(n), f"{int(fp):016x}"))
+    finally:
+        con.close()
+    return combine_fingerprints(parts)
+
+
+# ---- conversion ----------------------------------------------------------------------------------
+def _parquet_spec(compression, level) -> CodecSpec:
+    if isinstance(compression, CodecSpec):
+        spec = compression
+    elif level is not None and "-" not in str(compression):
+        spec = parse_codec(f"{compression}-{level}", for_format="parquet")
+    else:
+        spec = parse_codec(compression, for_format="parquet")
+    if spec.codec not in PARQUET_CODECS:
+        raise ConfigError(f"codec {spec.codec} is not a Parquet codec")
+    return spec
+
+
+def _stat(arr: pa.ChunkedArray, fn) -> int | None:
+    v = fn(arr).as_py()
+    return None if v is None else int(v)
+
+
+def convert(src_paths: Iterable, dst_tmp, type_: str, *, compression: str | CodecSpec = "zstd",
+            level: int | None = None, row_group_size: int = DEFAULT_ROW_GROUP_SIZE,
+            ts_range=None) -> ConversionResult:
+    """Write the events of ``src_paths`` (JSONL none/gzip/zstd and/or Parquet; type ``type_``),
+    restricted to ``ts_range`` = (lo, hi) ns half-open (either bound None = open), to ``dst_tmp``
+    as typed Parquet; fsync; verify rows and fingerprint by re-reading ``dst_tmp``.
+
+    :param compression: codec or spec ("zstd", "zstd-19", "snappy", ...); ``level`` overrides.
+    :raises VerificationError: the written file differs from the sources; ``dst_tmp`` is removed.
+    :raises InputError: a source cannot be read, holds another event type or lacks a column.
+    """
+    t0 = time.perf_counter()
+    src_paths = [Path(p) for p in src_paths]
+    dst_tmp = Path(dst_tmp)
+    spec = _parquet_spec(compression, level)
+    if isinstance(row_group_size, bool) or not isinstance(row_group_size, int) or row_group_size < 1:
+        raise ConfigError(f"row_group_size must be a positive integer, got {row_group_size!r}")
+    if dst_tmp.resolve() in {p.resolve() for p in src_paths}:
+        raise ConfigError(f"{dst_tmp}: the destination is one of the sources")
+    rows = read_rows(src_paths, type_, ts_range=ts_range)
+    table = parquet_table(rows, type_)
+    try:
+        _write(table, dst_tmp, spec, row_group_size)
+        expected = fingerprint(src_paths, type_, ts_range=ts_range)
+        got = fingerprint([dst_tmp], type_)
+        if got != expected or got[0] != table.num_rows:
+            raise VerificationError(
+                f"{dst_tmp}: written Parquet does not match its sources: rows {got[0]} vs {expected[0]}, "
+                f"fingerprint {got[1]} vs {expected[1]}")
+        sha = file_sha256(dst_tmp)
+        meta = pq.read_metadata(dst_tmp)
+    except BaseException:
+        dst_tmp.unlink(missing_ok=True)
+        raise
+    ts_ns, seq = rows["ts"], rows["seq"]
+    return ConversionResult(
+        path=dst_tmp, type=type_, rows=table.num_rows, fingerprint=got[1], sha256=sha,
+        size_bytes=dst_tmp.stat().st_size, first_ts=_stat(ts_ns, pc.min), last_ts=_stat(ts_ns, pc.max),
+        first_seq=_stat(seq, pc.min), last_seq=_stat(seq, pc.max),
+        symbols=tuple(sorted(pc.unique(rows["symbol"]).drop_null().to_pylist())),
+        seconds=time.perf_counter() - t0, codec=spec.codec, level=spec.level,
+        row_groups=meta.num_row_groups, column_types={f.name: str(f.type) for f in table.schema})
