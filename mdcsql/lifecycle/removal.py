@@ -125,6 +125,7 @@ def _drop_rows(cat, paths: list[str]) -> None:
         cat._with_table("catalog_gone", pa.table({"path": pa.array(paths, pa.string())}),
                         "queries/catalog_files_delete.sql")
         refresh(cat, forget=False)
+        guard.refresh(cat, forget=False)
         archive_catalog.refresh(cat, forget=False)
 
 
