@@ -73,8 +73,10 @@ class Archive:
     def ingestor(self) -> Ingestor:
         """The archive's write path (takes the write lock and runs recovery on first use)."""
         if self._ingestor is None:
+            from mdcsql.lifecycle.quota_usage import build_write_limits
             from mdcsql.registry import WriteGate
             st = self.settings.storage
+            limits = build_write_limits(self)     # quotas + integrity policy; None: nothing to check
             # the registries, as exported to _catalog/*.json: aliases rewritten at ingest, disabled
             # sources refused, unknown symbols routed by the policy; new ones registered by the syncer
             gate = self._gate = WriteGate(self.root,
@@ -87,7 +89,7 @@ class Archive:
                 seal_grace_ns=st.seal_grace_seconds * 1_000_000_000,
                 on_seal=lambda manifests: self._syncer.poke(m["path"] for m in manifests),
                 on_new_file=lambda relpath: self._syncer.poke([relpath]),
-                resolve_symbol=gate.resolve_symbol, admit=gate.admit)
+                resolve_symbol=gate.resolve_symbol, admit=gate.admit, limits=limits)
             self._syncer = CatalogSyncer(self)
             self._syncer.start()
         return self._ingestor

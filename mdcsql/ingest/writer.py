@@ -13,6 +13,11 @@ computed (None when the registry has no aliases: nothing is called per event), a
 `admit(source, symbol, asset_class, root) -> None | reason` is asked only when an event would open
 a new hot file: it raises to reject the event (a disabled source, an unknown symbol under the
 `reject` policy), returns a reason to have it kept in `_quarantine/` instead of stored, or None.
+
+A third, `limits` (`mdcsql.lifecycle.quota_usage.WriteLimits`: quotas and the integrity policy),
+gives each hot file of a limited stream a budget; per event `_add` only decrements its lease and
+compares ts with a window, and calls `limits.slow` when the lease runs out, the UTC day changes or
+ts goes backwards. It raises to refuse the event (QuotaExceededError, OutOfOrderError).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mdcsql import events as ev
-from mdcsql.errors import ArchiveLockedError, InputError
+from mdcsql.errors import ArchiveLockedError, InputError, MdcsqlError
 from mdcsql.ingest.checkpoint import Checkpoint
 from mdcsql.ingest.dedupe import StreamState
 from mdcsql.ingest.recovery import RecoveryReport, quarantine, recover
@@ -61,6 +66,7 @@ class HotFile:
     pending_events: int = 0
     duplicates: int = 0
     state: StreamState | None = None
+    budget: object = None  # mdcsql.lifecycle.quota_usage.StreamBudget of a limited stream
 
 
 class WriteLock:
@@ -102,7 +108,8 @@ class Ingestor:
                  seal_grace_ns: int = 0, on_seal: Callable[[list[dict]], None] | None = None,
                  on_new_file: Callable[[str], None] | None = None,
                  resolve_symbol: Callable[[str, int, str], str] | None = None,
-                 admit: Callable[[str, str, str, str], str | None] | None = None) -> None:
+                 admit: Callable[[str, str, str, str], str | None] | None = None,
+                 limits=None) -> None:
         self.root = Path(root)
         self.layout = layout
         self.codec, self.level = codec, level
@@ -116,6 +123,7 @@ class Ingestor:
         self.on_new_file = on_new_file
         self.resolve_symbol = resolve_symbol
         self.admit = admit
+        self.limits = limits
         self.quarantined: list[dict] = []               # records of events kept out by `admit`
         self.session_id: str | None = None
         self._lock = WriteLock(self.root)
@@ -191,7 +199,7 @@ class Ingestor:
                         event = {**event, "symbol": canonical}
                 try:
                     self._add(root, asset_class, event, encode(event))
-                except InputError as exc:            # a refused event: which one of this call
+                except MdcsqlError as exc:           # a refused event: which one of this call
                     exc.index = n
                     raise
                 n += 1
@@ -214,20 +222,30 @@ class Ingestor:
                     self._quarantine(line, why, event["source"], event["symbol"], event["type"], 1)
                     return
             hot = self._open_file(k, ts)
+        b = hot.budget
+        if b is not None:                                # quotas / integrity: a lease, see `limits`
+            b.bytes_left -= len(line)
+            b.events_left -= 1
+            if b.bytes_left < 0 or b.events_left < 0 or not b.lo_ts <= ts < b.hi_ts:
+                self.limits.slow(hot, event, line)
         state = hot.state
         seq = event["seq"]
         if seq is not None:
             if seq > state.hi and state.lo is not None:     # the in-order fast path
                 if seq > state.hi + 1:
+                    if b is not None and seq - state.hi - 1 > b.max_gap:
+                        self.limits.gap(hot, state.hi + 1, seq - 1)
                     state._add_gap(state.hi + 1, seq - 1)
                 state.hi = seq
             elif not state.admit_seq(seq):
-                self._dropped(hot)
+                self._dropped(hot, len(line))
                 return
         elif not state.admit_hash(hash((ts, line if event["recv_ts"] is None
                                         else ev.encode({**event, "recv_ts": None})))):
-            self._dropped(hot)
+            self._dropped(hot, len(line))
             return
+        if b is not None and b.monotonic:
+            b.last_ts = b.lo_ts = ts
         if not self._pending:
             self._first_pending_at = time.monotonic()
             self._cond.notify()                          # start the committer's interval clock
@@ -266,9 +284,12 @@ class Ingestor:
             self._cond.wait(0.05)
         self._check_open()
 
-    def _dropped(self, hot: HotFile) -> None:
+    def _dropped(self, hot: HotFile, nbytes: int) -> None:
         hot.duplicates += 1
         self.duplicates_dropped += 1
+        if hot.budget is not None:                 # a duplicate is not stored: its lease comes back
+            hot.budget.bytes_left += nbytes
+            hot.budget.events_left += 1
 
     def append_table(self, table: pa.Table, *, root: str = "live", asset_class: str = "equity",
                      type: str | None = None, source: str | None = None) -> int:
@@ -290,6 +311,8 @@ class Ingestor:
             part = table.take(pa.array(rows, pa.uint32())) if len(rows) != table.num_rows else table
             k = (root, source_v, asset_class, symbol_v, etype, start)
             why = None
+            # with limits, encoded before dedupe: a part they refuse must leave no seq marked as seen
+            full = ev.encode_table(part) if self.limits is not None else None
             with self._mutex:
                 self._check_open()
                 hot = self._files.get(k)
@@ -300,13 +323,18 @@ class Ingestor:
                         raise InputError(exc.reason, line=rows[0] + 1, field=exc.field) from None
                 if why is None:
                     hot = hot or self._open_file(k, part.column("ts")[0].as_py())
+                    if hot.budget is not None:
+                        self.limits.table(hot, part, len(full))   # raises to refuse the part
+                    before = part.num_rows
                     part = self._dedupe_part(hot, part)
+                    if part.num_rows != before:
+                        full = None
             if why is not None:
-                self._quarantine(ev.encode_table(part), why, source_v, symbol_v, etype, part.num_rows)
+                self._quarantine(full or ev.encode_table(part), why, source_v, symbol_v, etype, part.num_rows)
                 continue
             if part.num_rows == 0:
                 continue
-            data = ev.encode_table(part)                  # the costly step, outside the mutex
+            data = full or ev.encode_table(part)          # the costly step, outside the mutex
             with self._mutex:
                 self._check_open()
                 if self._files.get(k) is not hot:         # sealed meanwhile: goes to a new part
@@ -367,7 +395,8 @@ class Ingestor:
             part += 1
         stream = (root, source, asset_class, symbol, etype)
         end = period_end(start, self.layout.partition) if start is not None else None
-        hot = HotFile(rel, stream, end, utc_now_iso(), state=self._stream((source, symbol, etype)))
+        budget = None if self.limits is None else self.limits.opened(source, asset_class, symbol, etype, rel)
+        hot = HotFile(rel, stream, end, utc_now_iso(), state=self._stream((source, symbol, etype)), budget=budget)
         path.parent.mkdir(parents=True, exist_ok=True)
         hot.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         self._files[k] = hot
@@ -494,6 +523,8 @@ class Ingestor:
                 if manifest is not None:
                     self.sealed.append(manifest)
                 self._cond.notify_all()
+        if batch and self.limits is not None:
+            self.limits.sealed(batch)
         if batch and self.on_seal is not None:
             self.on_seal(batch)
 
