@@ -51,7 +51,7 @@ def _amount(value: float, metric: str) -> str:
 def _print(fc) -> None:
     from mdcsql.lifecycle.capacity import human_bytes
     click.echo(f"capacity forecast as of {fc.forecast_date} ({fc.basis} basis, growth fitted on "
-               f"{fc.history_days:.1f} of the last {fc.window_days} days)")
+               f"{fc.history_days:.1f} day(s) of a {fc.window_days}-day window)")
     click.echo(f"  current:   {human_bytes(fc.current_usage_bytes)} ({fc.current_usage_bytes:,} bytes) in "
                f"{fc.current_files:,} files, {fc.current_events:,} events")
     click.echo(f"  growth:    {human_bytes(fc.growth_rate_per_day)}/day, {fc.growth_files_per_day:,.1f} files/day, "

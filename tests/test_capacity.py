@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import tempfile
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -265,6 +266,22 @@ def test_filesystem_free_space_is_a_limit_of_now(built):
     assert disk.days_left is None
     assert all(lim.scope != "filesystem" for lim in forecast(built, as_of="2024-01-05").limits)
     assert any(lim.scope == "filesystem" for lim in forecast(built, as_of="2024-01-05", include_disk=True).limits)
+
+
+def test_a_tier_on_another_filesystem_gets_its_own_row(archive, tmp_path):
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or os.stat(shm).st_dev == os.stat(archive).st_dev:
+        pytest.skip("no second filesystem (/dev/shm) on this machine")
+    elsewhere = Path(tempfile.mkdtemp(dir=shm, prefix="mdcsql-capacity-"))
+    try:
+        configure(archive, {"Tiering": {"Enabled": True, "Tiers": ["hot", {"Name": "warm", "Path": str(elsewhere)},
+                                                                   "cold", "archive"]}})
+        disks = {lim.key: lim for lim in forecast(archive).limits if lim.scope == "filesystem"}
+        assert len(disks) == 2 and "/dev/shm" in disks
+        du = shutil.disk_usage(shm)
+        assert disks["/dev/shm"].limit_value == pytest.approx(du.used + du.free, rel=0.01)
+    finally:
+        shutil.rmtree(elsewhere)
 
 
 # ------------------------------------------------------------------ the command
