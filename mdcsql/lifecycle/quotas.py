@@ -101,6 +101,7 @@ class QuotaPlan:
         self.dynamic = dict(dynamic or {})
         self._explicit: dict[tuple[str, str], object] = {}
         self._default_symbol = None
+        self.has_drop_oldest = False
         if quotas is None:
             return
         if quotas.global_ is not None:
