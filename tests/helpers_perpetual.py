@@ -27,6 +27,7 @@ KEY_ENV = "MDCSQL_TEST_HMAC"
 
 def make_archive(tmp_path: Path, storage: dict | None = None, name: str = "archive") -> Path:
     """An initialised archive with the given ``Storage`` settings (JSON config file)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / f"{name}-config.json"
     cfg.write_text(json.dumps({"Storage": storage or {}}))
     root = tmp_path / name
