@@ -396,3 +396,14 @@ def test_spy_archive_tier_size_round_trip_and_fingerprint(spy_jsonl, tmp_path):
 def test_spy_archive_tier_meets_half_of_lean_zip(spy_jsonl, tmp_path):
     res = P.convert([spy_jsonl], tmp_path / "spy.lc.tmp", "Trade", compression="zstd-19")
     assert res.size_bytes <= LEAN_ZIP_BYTES // 2
+
+
+def test_empty_inputs_and_ranges_give_empty_verified_files(tmp_path):
+    src = write_jsonl(tmp_path / "a.jsonl.gz", trades(20), "gzip")
+    res = P.convert([src], tmp_path / "none.tmp", "Trade", ts_range=(1, 2))
+    assert (res.rows, res.fingerprint, res.first_ts, res.symbols) == (0, "0" * 16, None, ())
+    assert pq.read_metadata(res.path).num_rows == 0
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"")
+    assert P.convert([empty], tmp_path / "e.tmp", "Trade").rows == 0
+    assert P.fingerprint([empty, res.path], "Trade") == (0, "0" * 16)
