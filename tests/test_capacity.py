@@ -11,12 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import tempfile
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from archive_contents import data_files
+from conftest import PYTHON, python_env
 from mdcsql.archive import Archive
 from mdcsql.catalog import Catalog
 from mdcsql.ingest.seal import MANIFEST_SUFFIX
@@ -308,6 +312,26 @@ def test_cli_table_and_fail_on_alert(archive):
     failed = mdcsql("capacity", archive, "--as-of", "2024-01-05", "--fail-on-alert", check=False)
     assert failed.returncode == 1
     assert mdcsql("capacity", archive, "--as-of", "2024-01-02", "--fail-on-alert").returncode == 0
+
+
+def test_capacity_runs_beside_a_collector(tmp_path):
+    """Invariant 4: a forecast is a reader; it works while a collector writes, and does not stop it."""
+    root = tmp_path / "data"
+    proc = subprocess.Popen([PYTHON, "-m", "mdcsql", "collect", str(root), "--duration", "8s", "--rate", "3000",
+                             "--start", "2024-01-15", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=python_env())
+    try:
+        deadline = time.monotonic() + 60
+        while not list((root / "live").rglob("*.jsonl")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        out = json.loads(mdcsql("capacity", root, "--json").stdout)
+        assert out["current_files"] >= 1 and out["current_usage_bytes"] > 0
+    finally:
+        stdout, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(stdout)["events"] > 0
+    after = forecast(root)
+    assert after.current_usage_bytes == sum(p.stat().st_size for p in data_files(root))
 
 
 @pytest.mark.parametrize("args, needle", [
