@@ -417,3 +417,7 @@ cli.add_command(hold); cli.add_command(rm); cli.add_command(archive)
 
 from mdcsql.cli_lifecycle import policy, retention, tier  # noqa: E402
 cli.add_command(policy); cli.add_command(tier); cli.add_command(retention)
+
+
+from mdcsql.cli_compact import compact, split  # noqa: E402
+cli.add_command(compact); cli.add_command(split)
