@@ -419,5 +419,9 @@ from mdcsql.cli_lifecycle import policy, retention, tier  # noqa: E402
 cli.add_command(policy); cli.add_command(tier); cli.add_command(retention)
 
 
+from mdcsql.cli_quota import quota  # noqa: E402
+cli.add_command(quota)
+
+
 from mdcsql.cli_compact import compact, split  # noqa: E402
 cli.add_command(compact); cli.add_command(split)

@@ -262,3 +262,82 @@ def test_status_lists_usage_against_limits_as_of(archive_root):
 def _dt(text):
     from datetime import datetime, timezone
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc)
+
+
+def _dynamic_archive(root, *, enabled=True):
+    archive = _init(root, {"Global": {"MaxBytes": 10**6},
+                           "PerSource": {"alpaca": {"MaxBytes": 3000, "Enforcement": "HardLimit"},
+                                         "ib": {"MaxBytes": 50_000}},
+                           "Dynamic": {"Enabled": enabled, "EvaluationPeriod": "1d", "MinReservePct": 10,
+                                       "OverprovisionFactor": 0.5, "StealFromInactive": True}},
+                    Compress=False)
+    _write(archive.writer("ib"), 10, ts0=START - 5 * DAY)        # inactive in the window
+    _write(archive.writer("alpaca"), 10)                          # active: ~1900 bytes a day
+    archive.close()
+    return Archive.open(root)
+
+
+def test_dynamic_quotas_propose_with_reasons_and_apply(archive_root):
+    from mdcsql.lifecycle.dynamic_quotas import apply, evaluate
+    archive = _dynamic_archive(archive_root)
+    as_of = _dt("2024-01-15T12:00:00")
+    doc = evaluate(archive, as_of=as_of, disk=(10**7, 9 * 10**6))
+    by_scope = {p["scope"]: p for p in doc["proposals"]}
+    assert set(by_scope) == {"PerSource.alpaca", "PerSource.ib"}
+    alpaca, ib = by_scope["PerSource.alpaca"], by_scope["PerSource.ib"]
+    assert ib["proposed"] == ib["usage"] and "inactive" in ib["reason"] and "2024-01-10" in ib["reason"]
+    assert alpaca["proposed"] == alpaca["usage"] * 2 == alpaca["usage"] + alpaca["window_bytes"]
+    assert "active" in alpaca["reason"] and "4500" in alpaca["reason"]       # burst ceiling 3000 × 1.5
+    assert doc["reserve_bytes"] == 10**6
+    applied = apply(archive, doc)
+    assert applied["limits"]["PerSource.alpaca"]["max_bytes"] == alpaca["proposed"]
+    # the write path and quota status use the applied limit
+    row = next(r for r in status(Archive.open(archive_root))["quotas"] if r["scope"] == "PerSource.alpaca")
+    assert row["limit"] == alpaca["proposed"] and row["configured_max_bytes"] == 3000
+    archive = Archive.open(archive_root)
+    with pytest.raises(QuotaExceededError) as err:
+        _write(archive.writer("alpaca"), 100, first_seq=100, ts0=START + DAY)
+    assert err.value.limit == alpaca["proposed"]
+    archive.close()
+    # a disk short of its reserve lowers the global limit to the current usage
+    low = evaluate(Archive.open(archive_root), as_of=as_of, disk=(10**6, 100))
+    glob = next(p for p in low["proposals"] if p["scope"] == "Global")
+    assert glob["proposed"] == glob["usage"] and "10% free" in glob["reason"]
+
+
+def test_dynamic_quotas_apply_needs_enabled(archive_root):
+    from mdcsql.errors import MdcsqlError
+    from mdcsql.lifecycle.dynamic_quotas import apply, evaluate
+    archive = _dynamic_archive(archive_root, enabled=False)
+    doc = evaluate(archive, as_of=_dt("2024-01-15T12:00:00"), disk=(10**7, 9 * 10**6))
+    assert doc["proposals"] and not doc["enabled"]
+    with pytest.raises(MdcsqlError, match="not enabled"):
+        apply(archive, doc)
+    assert not (archive_root / "_catalog" / "quota_limits.json").exists()
+
+
+def test_cli_quota_status_enforce_rebalance(archive_root):
+    import subprocess
+    from conftest import PYTHON, python_env
+
+    def mdcsql(*args):
+        return subprocess.run([PYTHON, "-m", "mdcsql", *map(str, args)], capture_output=True, text=True,
+                              env=python_env())
+
+    _dynamic_archive(archive_root, enabled=False)
+    out = mdcsql("quota", "status", archive_root, "--json", "--as-of", "2024-01-16")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert {r["scope"] for r in doc["quotas"]} == {"Global", "PerSource.alpaca", "PerSource.ib"}
+    assert doc["integrity"]["Trade"]["enforced"] == {"validate_on_write": True, "checksum_on_write": True}
+    table = mdcsql("quota", "status", archive_root)
+    assert table.returncode == 0 and "PerSource.alpaca" in table.stdout
+    bad = mdcsql("quota", "status", archive_root, "--as-of", "yesterday-ish")
+    assert bad.returncode == 2 and "--as-of" in bad.stderr
+    dry = mdcsql("quota", "enforce", archive_root, "--dry-run")
+    assert dry.returncode == 0 and "within its limits" in dry.stdout
+    refused = mdcsql("quota", "rebalance", archive_root, "--apply", "--as-of", "2024-01-15T12:00:00Z")
+    assert refused.returncode == 1 and "not enabled" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    shown = mdcsql("quota", "rebalance", archive_root, "--as-of", "2024-01-15T12:00:00Z")
+    assert shown.returncode == 0 and "PerSource.ib" in shown.stdout and "inactive" in shown.stdout
