@@ -8,11 +8,12 @@ Catalog rows whose file is gone, and sealed files the catalog does not know, are
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+import os
 from pathlib import Path
 
 from mdcsql.durable import read_json
 from mdcsql.ingest.seal import MANIFEST_SUFFIX, open_decompressed, sha256_file
-from mdcsql.layout import TIER_ROOTS
+from mdcsql.catalog.indexer import SCAN_BASES
 
 _CHUNK = 1 << 20
 
@@ -48,11 +49,15 @@ def verify_archive(archive, *, on_progress=None) -> VerifyReport:
     report = VerifyReport()
     root = archive.root
     manifests = {}
-    for tier in TIER_ROOTS:
+    for tier in SCAN_BASES:
         base = root / tier
         if base.is_dir():
-            for mpath in base.rglob("*" + MANIFEST_SUFFIX):
-                manifests[mpath.relative_to(root).as_posix()[:-len(MANIFEST_SUFFIX)]] = mpath
+            for dirpath, _dirs, names in os.walk(base):     # follows a mounted tier's link
+                for name in names:
+                    if name.endswith(MANIFEST_SUFFIX) and not name.endswith(".tmp"):
+                        mpath = Path(dirpath) / name
+                        rel = f"{tier}/" + mpath.relative_to(base).as_posix()
+                        manifests[rel[:-len(MANIFEST_SUFFIX)]] = mpath
     with archive.catalog(read_only=not _catalog_missing(root), timeout=30) as cat:
         rows = {r["path"]: r for r in cat.execute(
             "SELECT path, sha256, size_bytes, event_count, raw_sha256 FROM files WHERE state = 'sealed'").dicts()}
@@ -73,11 +78,15 @@ def verify_archive(archive, *, on_progress=None) -> VerifyReport:
             problem("checksum", f"sha256 {sha[:12]}… != manifest {m['sha256'][:12]}…")
         if size != m["size_bytes"]:
             problem("size", f"{size} bytes != manifest {m['size_bytes']}")
-        try:
-            raw_sha, raw_size, lines = _raw_digest(path)
-        except Exception as exc:   # a corrupt compressed stream is a finding, not a crash
-            problem("unreadable", f"cannot decompress: {exc}")
+        if rel.endswith(".parquet"):
+            _check_parquet(path, m, problem, report)
         else:
+            try:
+                raw_sha, raw_size, lines = _raw_digest(path)
+            except Exception as exc:   # a corrupt compressed stream is a finding, not a crash
+                problem("unreadable", f"cannot decompress: {exc}")
+                lines = None
+        if not rel.endswith(".parquet") and lines is not None:
             report.events_checked += lines
             if raw_sha != m["raw_sha256"]:
                 problem("content", "decompressed bytes differ from the manifest's raw_sha256")
@@ -93,6 +102,24 @@ def verify_archive(archive, *, on_progress=None) -> VerifyReport:
     for rel in sorted(rows):
         report.problems.append({"path": rel, "problem": "missing", "detail": "catalogued file is gone"})
     return report
+
+
+def _check_parquet(path: Path, m: dict, problem, report) -> None:
+    """A Parquet tier file: its row count, and the content fingerprint its manifest records."""
+    try:
+        import pyarrow.parquet as pq
+        rows = pq.ParquetFile(path).metadata.num_rows
+        if m.get("fingerprint") and m.get("type"):
+            from mdcsql.lifecycle.parquet import fingerprint
+            n, fp = fingerprint([path], m["type"])
+            if fp != m["fingerprint"]:
+                problem("content", f"content fingerprint {fp} != manifest {m['fingerprint']}")
+    except Exception as exc:     # a damaged file is a finding, not a crash
+        problem("unreadable", f"cannot read Parquet: {exc}")
+        return
+    report.events_checked += rows
+    if rows != m.get("event_count"):
+        problem("count", f"{rows} events != manifest {m.get('event_count')}")
 
 
 def _catalog_missing(root: Path) -> bool:

@@ -184,11 +184,12 @@ def decide(rows: list[dict], settings, as_of: datetime, *, protections=None) -> 
         end_of_life = None
         if pol.retention_days is not None and age >= pol.retention_days:
             end_of_life = f"older than RetentionDays {pol.retention_days} ({age:.1f} days)"
-        elif pol.retention_days is None and tier != "archive" and _next_tier(tier, pol, enabled) is None \
-                and pol.leave_age(tier) is not None and pol.leave_age(tier) > 0 and age >= pol.leave_age(tier) \
-                and tiering_on:
-            end_of_life = (f"outlived its last tier ({tier} until {pol.leave_age(tier)} days; {age:.1f} days) "
-                           "and its type has no archive tier")
+        elif pol.retention_days is None and tiering_on and tier != "archive" and not pol.archive:
+            last = max((t for t in ("hot", "warm", "cold") if t in enabled and (pol.leave_age(t) or 0) > 0),
+                       key=lambda t: pol.leave_age(t), default=None)
+            if last is not None and age >= pol.leave_age(last):
+                end_of_life = (f"outlived its last tier ({last} until {pol.leave_age(last)} days; "
+                               f"{age:.1f} days) and its type has no archive tier")
         if end_of_life:
             if pol.classification == "Critical":
                 d.reason = f"{end_of_life}, but {row['type']} is Critical: never deleted"

@@ -40,6 +40,14 @@ TRANSITIONS_DIR = f"{CATALOG_DIR}/transitions"
 TMP_MARK = ".lc.tmp"
 _LOCK_FILE = f"{CATALOG_DIR}/lifecycle.lock"
 _thread_lock = threading.RLock()
+#: fault injection for the crash tests: MDCSQL_FAULT=<point> kills the process (SIGKILL) there
+_FAULT = os.environ.get("MDCSQL_FAULT")
+
+
+def _fault(point: str) -> None:
+    if _FAULT == point:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _now_iso() -> str:
@@ -141,7 +149,9 @@ class Transition:
                "outputs": [{"path": o.path, "tmp": o.tmp, "manifest": o.manifest} for o in self.outputs],
                "delete": doomed}
         jpath = root / TRANSITIONS_DIR / f"{self.id}.json"
+        _fault("before_journal")
         atomic_write_json(jpath, doc)
+        _fault("after_journal")
         _finish(root, doc)
         return record
 
@@ -166,14 +176,18 @@ def _finish(root: Path, doc: dict) -> None:
             dirs.add(final.parent)
     for d in dirs:
         fsync_dir(d)
+    _fault("after_swap")
     with _thread_lock:
         seen = _logged_ids(root)
         if doc["id"] not in seen:
             journal.append(journal.journal_path(root, "lineage"), doc["lineage"])
             seen.add(doc["id"])
-    for rel in doc["delete"]:
+    _fault("after_lineage")
+    for i, rel in enumerate(doc["delete"]):
         path = root / rel
         _unlink(manifest_path(path))
+        if i == 1:
+            _fault("mid_delete")
         _unlink(path)
         dirs.add(path.parent)
     for d in dirs:
