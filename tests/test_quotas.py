@@ -341,3 +341,25 @@ def test_cli_quota_status_enforce_rebalance(archive_root):
     assert len(refused.stderr.strip().splitlines()) == 1
     shown = mdcsql("quota", "rebalance", archive_root, "--as-of", "2024-01-15T12:00:00Z")
     assert shown.returncode == 0 and "PerSource.ib" in shown.stdout and "inactive" in shown.stdout
+
+
+def test_quota_records_are_mirrored_into_the_catalog_and_rebuilt(archive_root):
+    archive = _init(archive_root, {"PerSymbol": {"AAPL": {"MaxBytes": 5 * LINE, "Enforcement": "HardLimit"}}},
+                    Integrity={"MaxSequenceGap": 1})
+    w = archive.writer("alpaca")
+    with pytest.raises(QuotaExceededError):
+        for i in range(20):
+            w.append(trade(1 + i * 10, START + i))
+    archive.close()
+    archive = Archive.open(archive_root)
+    archive.sync_catalog()
+    with archive.catalog() as cat:
+        events = cat.execute("SELECT kind, scope, dimension, limit_value FROM quota_events").rows
+        alerts = cat.execute("SELECT kind, symbol FROM integrity_alerts ORDER BY seq").rows
+    assert events == [("refused", "PerSymbol.AAPL", "MaxBytes", 5 * LINE)]
+    assert alerts and set(alerts) == {("sequence_gap", "AAPL")}
+    (archive_root / "_catalog" / "catalog.duckdb").unlink()
+    archive.rebuild_catalog()
+    with archive.catalog() as cat:
+        assert cat.execute("SELECT kind, scope, dimension, limit_value FROM quota_events").rows == events
+        assert cat.execute("SELECT kind, symbol FROM integrity_alerts ORDER BY seq").rows == alerts

@@ -21,6 +21,7 @@ DERIVED_MODULES: tuple[str, ...] = (
     "mdcsql.lifecycle.guard",
     "mdcsql.lifecycle.archive_catalog",
     "mdcsql.lifecycle.lineage",
+    "mdcsql.lifecycle.quota_mirror",
 )
 
 
