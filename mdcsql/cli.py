@@ -410,6 +410,10 @@ from mdcsql.cli_capacity import capacity  # noqa: E402
 cli.add_command(capacity)
 
 
+from mdcsql.cli_backup import backup  # noqa: E402
+cli.add_command(backup)
+
+
 from mdcsql.cli_hold import hold, rm  # noqa: E402
 from mdcsql.cli_archive import archive  # noqa: E402
 cli.add_command(hold); cli.add_command(rm); cli.add_command(archive)

@@ -20,6 +20,7 @@ DERIVED_MODULES: tuple[str, ...] = (
     "mdcsql.lifecycle.removal",
     "mdcsql.lifecycle.guard",
     "mdcsql.lifecycle.archive_catalog",
+    "mdcsql.lifecycle.backup",
     "mdcsql.lifecycle.lineage",
     "mdcsql.lifecycle.quota_mirror",
 )
