@@ -1,7 +1,8 @@
 """The policy engine: for every file, what should happen to it at an instant, and why.
 
 Policies come from ``Storage.Policies.<EventType>`` over defaults (the design's "Tiered Retention
-Policies"). Day counts are the *ages* at which data leaves a tier, as in the design's tier table
+Policies": Trade Critical 7/90/365 days and perpetual, Heartbeat Transient 1 day, every other type
+Standard with the tiers' ``MaxAgeDays`` — 7/90/365 unless ``Storage.Tiering.Tiers`` says otherwise). Day counts are the *ages* at which data leaves a tier, as in the design's tier table
 (hot 0–7 d, warm 7–90 d, cold 90–365 d, archive after): with ``HotTierDays: 7, WarmTierDays: 90,
 ColdTierDays: 365`` a file moves hot → warm at 7 days, → cold at 90, → archive at 365. A tier
 with 0 days (or left out of ``Storage.Tiering.Tiers``) is skipped. A file's age is counted from the
@@ -59,8 +60,11 @@ def effective_policies(settings, types) -> dict[str, EffectivePolicy]:
     configured = st.policies or {}
     archive_cfg = st.archive
     out = {}
+    specs = tier_specs(settings)
+    generic = dict(_GENERIC, **{t: specs[t].max_age_days for t in ("hot", "warm", "cold")
+                                if specs[t].max_age_days is not None})
     for type_ in types:
-        base = dict(_DEFAULTS.get(type_, _GENERIC))
+        base = dict(_DEFAULTS.get(type_, generic))
         p = configured.get(type_)
         comp = {}
         if p is not None:

@@ -47,23 +47,13 @@ _DEFAULTS = {
     "archive": (ARCHIVE_DIR, "parquet", "zstd-19", None),
 }
 _JSONL_LEVEL = {"gzip": 6, "zstd": 12}
-_MAX = {"gzip": 9, "zstd": 19, "brotli": 11, "none": None, "lz4": None, "snappy": None}
 
 
 def parse_codec_spec(spec: str | None, *, default: str = "none") -> tuple[str, int | None]:
-    """``"gzip-6"`` -> ``("gzip", 6)``; ``"zstd-max"`` -> ``("zstd", 19)``; ``"zstd"`` ->
-    ``("zstd", None)`` (the codec's default level); ``None`` -> the default spec."""
-    text = (spec or default).strip().lower()
-    codec, _, level = text.partition("-")
-    if codec not in _MAX:
-        raise ConfigError(f"unknown codec {spec!r}; expected none, lz4, snappy, gzip, zstd or brotli")
-    if not level:
-        return codec, None
-    if level == "max":
-        return codec, _MAX[codec]
-    if _MAX[codec] is None:
-        raise ConfigError(f"codec {codec} takes no level (got {spec!r})")
-    return codec, int(level)
+    """``"gzip-6"`` -> ``("gzip", 6)``, ``"zstd-max"`` -> ``("zstd", 19)`` (``codecs.parse_codec``)."""
+    from mdcsql.lifecycle.codecs import parse_codec
+    c = parse_codec(spec or default)
+    return c.codec, c.level
 
 
 @dataclass(frozen=True)
