@@ -44,13 +44,13 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from mdcsql.catalog import Catalog
 from mdcsql.catalog.views import JSON_COLUMNS, SENTINEL, VIEW_TYPES
-from mdcsql.errors import ArchiveLockedError, InputError, IntegrityError, NotFoundError
+from mdcsql.errors import ArchiveLockedError, InputError, NotFoundError
 from mdcsql.events import parse_ts
 from mdcsql.layout import CATALOG_DIR, period_end
+from mdcsql.reader_parquet import NS_PER_UNIT, ParquetMeta, analyse, read_groups
 from mdcsql.sql import load_sql
 
 __all__ = ["Reader"]
@@ -61,7 +61,6 @@ _TYPE_OF_VIEW = dict(VIEW_TYPES)
 _VIEW_OF_TYPE = {t: v for v, t in VIEW_TYPES.items()}
 _VIEW_HEAD = re.compile(r"CREATE\s+OR\s+REPLACE\s+VIEW\s+\w+\s+AS\s+(SELECT\b.*?)\s+FROM\s+\{\{events\}\}",
                         re.S | re.I)
-_NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _SORT_KEYS = [("ts", "ascending", "at_end"), ("seq", "ascending", "at_end"), ("source", "ascending", "at_end")]
 
 
@@ -77,18 +76,6 @@ class _File:
     parquet: bool
     lenient: bool       # uncompressed JSONL: may be open and end in a torn line
     version: tuple      # (size, mtime) from the catalog: keys the Parquet footer cache
-
-
-@dataclass(slots=True)
-class _ParquetMeta:
-    """A Parquet file's parsed footer and, per row group, the ts range and constant columns."""
-
-    version: tuple
-    metadata: pq.FileMetaData
-    rg_lo: list[int]
-    rg_hi: list[int]
-    names: tuple[str, ...]
-    schema: pa.Schema
 
 
 def _event_type(type_: str) -> str:
@@ -161,7 +148,7 @@ class Reader:
         self._lock = threading.Lock()
         self._index: dict[tuple[str, str], tuple[list[int], list[_File]]] = {}
         self._signature: tuple | None = None
-        self._footers: dict[str, _ParquetMeta] = {}
+        self._footers: dict[str, ParquetMeta] = {}
         self._schemas: dict[str, pa.Schema] = {}
         self._sql: dict[str, str] = {}
         #: True while the last refresh found the catalog locked and an older snapshot is in use
@@ -224,7 +211,7 @@ class Reader:
         for f in self._select(type_, symbol, lo, hi, _sources(source)):
             if f.parquet:
                 meta = self._footer(f)
-                out.append({"path": f.path, "format": "parquet", "row_groups": _groups(meta, lo, hi),
+                out.append({"path": f.path, "format": "parquet", "row_groups": meta.groups(lo, hi),
                             "of": len(meta.rg_lo)})
             else:
                 out.append({"path": f.path, "format": "jsonl", "row_groups": None, "of": None})
@@ -301,15 +288,17 @@ class Reader:
                 if not os.path.exists(f.abspath):
                     raise FileNotFoundError(f.abspath)
             parts.append(self._read_jsonl(type_, symbol, jsonl, lo, hi).select(need))
+        known_sorted = not jsonl
         for f in files:
             if f.parquet:
-                part = self._read_parquet(f, lo, hi, schema, need)
+                part, in_order = self._read_parquet(f, lo, hi, schema, need)
                 if part.num_rows:
                     parts.append(part)
+                    known_sorted = known_sorted and in_order
         if not parts:
             return schema.empty_table().select(names)
         table = parts[0] if len(parts) == 1 else pa.concat_tables(parts)
-        if not _is_sorted(table):
+        if not (len(parts) == 1 and known_sorted) and not _is_sorted(table):
             table = table.take(pc.sort_indices(table, sort_keys=_SORT_KEYS))
         return table.select(names)
 
@@ -325,48 +314,20 @@ class Reader:
         finally:
             cursor.close()
 
-    def _footer(self, f: _File) -> _ParquetMeta:
+    def _footer(self, f: _File) -> ParquetMeta:
         meta = self._footers.get(f.path)
-        if meta is not None and meta.version == f.version:
-            return meta
-        md = pq.read_metadata(f.abspath)
-        schema = md.schema.to_arrow_schema()
-        leaves = [md.schema.column(i).path for i in range(md.num_columns)]
-        if "ts" not in leaves:
-            raise IntegrityError(f"{f.abspath}: Parquet file without a ts column")
-        ts_col = leaves.index("ts")
-        ts_type = schema.field("ts").type
-        # statistics are the physical int64 in the column's unit (ms for millisecond feeds)
-        factor = _NS_PER_UNIT[ts_type.unit] if pa.types.is_timestamp(ts_type) else 1
-        rg_lo, rg_hi = [], []
-        for i in range(md.num_row_groups):
-            stats = md.row_group(i).column(ts_col).statistics
-            if stats is not None and stats.has_min_max and stats.physical_type == "INT64":
-                rg_lo.append(stats.min_raw * factor)
-                rg_hi.append(stats.max_raw * factor)
-            else:
-                rg_lo.append(_I64_MIN)
-                rg_hi.append(_I64_MAX)
-        meta = _ParquetMeta(version=f.version, metadata=md, rg_lo=rg_lo, rg_hi=rg_hi,
-                            names=tuple(schema.names), schema=schema)
-        self._footers[f.path] = meta
+        if meta is None or meta.version != f.version:
+            meta = analyse(f.abspath, f.version)
+            self._footers[f.path] = meta
         return meta
 
-    def _read_parquet(self, f: _File, lo: int, hi: int, schema: pa.Schema, need: list[str]) -> pa.Table:
+    def _read_parquet(self, f: _File, lo: int, hi: int, schema: pa.Schema, need: list[str]):
+        """(table, sorted) of one Parquet file's rows in [lo, hi); sorted: known (ts, seq) order."""
         meta = self._footer(f)
-        groups = _groups(meta, lo, hi)
+        groups = meta.groups(lo, hi)
         if not groups:
-            return schema.empty_table().select(need)
-        present = [n for n in need if n in meta.names]
-        pf = pq.ParquetFile(f.abspath, metadata=meta.metadata, memory_map=True)
-        table = pf.read_row_groups(groups, columns=present, use_threads=True)
-        table = _cut(table, lo, hi, whole=all(meta.rg_lo[i] >= lo and meta.rg_hi[i] < hi for i in groups))
-        return _conform(table, schema, need)
-
-
-def _groups(meta: _ParquetMeta, lo: int, hi: int) -> list[int]:
-    """Row groups whose [min ts, max ts] meets [lo, hi)."""
-    return [i for i, (a, b) in enumerate(zip(meta.rg_lo, meta.rg_hi)) if b >= lo and a < hi]
+            return schema.empty_table().select(need), True
+        return read_groups(f.abspath, meta, groups, need, schema, lo, hi, _cut), meta.sorted_ts_seq
 
 
 def _sources(source) -> frozenset | None:
@@ -396,7 +357,7 @@ def _ts_numpy(table: pa.Table) -> np.ndarray:
     if not pa.types.is_timestamp(col.type):
         return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
     values = col.view(pa.int64()).to_numpy(zero_copy_only=False)
-    factor = _NS_PER_UNIT[col.type.unit]
+    factor = NS_PER_UNIT[col.type.unit]
     return values * factor if factor != 1 else values
 
 
@@ -427,16 +388,3 @@ def _is_sorted(table: pa.Table) -> bool:
     seq = seq.to_numpy()
     dseq = seq[1:] - seq[:-1]
     return bool(np.all((dts > 0) | (dseq > 0)))
-
-
-def _conform(table: pa.Table, schema: pa.Schema, need: list[str]) -> pa.Table:
-    """``table`` with exactly the columns ``need`` typed as ``schema`` (cast; missing -> nulls)."""
-    arrays = []
-    for name in need:
-        target = schema.field(name).type
-        if name in table.column_names:
-            col = table.column(name)
-            arrays.append(col if col.type == target else col.cast(target))
-        else:
-            arrays.append(pa.nulls(table.num_rows, target))
-    return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(n) for n in need]))

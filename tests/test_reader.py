@@ -259,3 +259,23 @@ def test_millisecond_parquet_statistics_are_scaled_to_nanoseconds(tmp_path):
     assert got.column("seq").to_pylist() == list(range(18, 26))
     assert got.column("ts").cast(pa.int64()).to_pylist()[0] == lo
     assert got.equals(_view(root, "trades", "AAPL", lo, hi))
+
+
+@pytest.mark.parametrize("precision, scale", [(9, 0), (9, 2), (18, 0), (18, 7), (18, 18)])
+def test_decimal_widening_is_exact_for_negatives_nulls_and_slices(precision, scale):
+    """The fast int64 -> 128-bit rescale equals Arrow's checked cast, value for value."""
+    from decimal import Decimal
+
+    import numpy as np
+
+    from mdcsql.reader_parquet import widen_decimal
+    rng = np.random.default_rng(precision * 100 + scale)
+    top = 10 ** precision - 1
+    unscaled = [int(v) for v in rng.integers(-top, top, 500, endpoint=True)] + [top, -top, 0, 1, -1]
+    values = [None if i % 7 == 3 else Decimal(v).scaleb(-scale) for i, v in enumerate(unscaled)]
+    arr = pa.array(values, pa.decimal128(precision, scale))
+    target = pa.decimal128(38, 18)
+    for part in (arr, arr.slice(3, 200), arr.slice(499)):
+        got = widen_decimal(part, target)
+        assert got.equals(part.cast(target))
+        assert got.null_count == part.null_count
