@@ -157,7 +157,7 @@ def test_events_per_day_limit_is_per_utc_day(archive_root):
 
 def test_soft_limit_requests_cleanup_and_enforce_deletes_oldest(archive_root):
     archive = _init(archive_root, {"PerSource": {"alpaca": {"MaxBytes": 4000, "Enforcement": "SoftLimit"}}},
-                    Compress=False)
+                    Compress=False, Policies={"Trade": {"Classification": "Standard"}})
     w = archive.writer("alpaca")
     for day in range(6):
         _write(w, 10, first_seq=day * 10 + 1, ts0=START + day * DAY)

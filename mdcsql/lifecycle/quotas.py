@@ -176,9 +176,10 @@ def applied_dynamic_limits(root: Path) -> dict[str, int]:
 
 
 def classification(settings, etype: str) -> str:
-    """Storage.Policies.<Type>.Classification, Standard when unset. Critical is never deleted."""
-    policy = (settings.storage.policies or {}).get(etype)
-    return (policy.classification if policy is not None else None) or "Standard"
+    """The type's classification as the policy engine sees it (Storage.Policies.<Type>.Classification,
+    else its default: Trade is Critical, Heartbeat Transient, others Standard). Critical is never deleted."""
+    from mdcsql.lifecycle.policy import effective_policies
+    return effective_policies(settings, [etype])[etype].classification
 
 
 # ---- usage from the catalog ------------------------------------------------------------------
