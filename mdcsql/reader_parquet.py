@@ -180,19 +180,36 @@ def widen_decimal(arr: pa.Array, target: pa.DataType) -> pa.Array:
     if arr.null_count:
         words = np.where(np.asarray(arr.is_valid()), words, 0)
     neg = words < 0
-    a = np.abs(words).view(np.uint64)
-    m = np.uint64(10 ** k)
-    a0, a1, m0, m1 = a & _M32, a >> _S32, m & _M32, m >> _S32
-    p00, p01, p10, p11 = a0 * m0, a0 * m1, a1 * m0, a1 * m1
-    mid = (p00 >> _S32) + (p01 & _M32) + (p10 & _M32)
-    low = (p00 & _M32) | (mid << _S32)
-    high = p11 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
-    if neg.any():
-        nlow = ~low + np.uint64(1)
-        nhigh = ~high + (nlow == 0).astype(np.uint64)
-        low, high = np.where(neg, nlow, low), np.where(neg, nhigh, high)
-    out = np.empty(2 * n, dtype=np.uint64)
-    out[0::2], out[1::2] = low, high
+    a = np.abs(words).view(np.uint64)            # |v| < 2^63; the product < 2^123: 128 bits suffice
+    m = 10 ** k
+    m0, m1 = np.uint64(m & 0xFFFFFFFF), np.uint64(m >> 32)
+    a0 = a & _M32
+    a >>= _S32                                   # a is now the high limb a1
+    low = a0 * m0                                # p00
+    p10 = a * m0
+    mid = low >> _S32
+    mid += p10 & _M32
+    high = p10
+    high >>= _S32
+    if m1:
+        a0 *= m1                                 # p01
+        mid += a0 & _M32
+        a0 >>= _S32
+        high += a0
+        a *= m1                                  # p11
+        high += a
+    low &= _M32
+    high += mid >> _S32
+    mid <<= _S32
+    low |= mid
+    if neg.any():                                # two's complement of (high, low)
+        np.invert(low, out=low, where=neg)
+        np.invert(high, out=high, where=neg)
+        low += neg
+        high += neg & (low == 0)
+    out = np.empty((n, 2), dtype=np.uint64)
+    out[:, 0] = low
+    out[:, 1] = high
     validity = None
     if arr.null_count:
         validity = pc.is_valid(arr).buffers()[1]
