@@ -451,11 +451,11 @@ class _HotLock:
             self.lock = None
 
 
-def _sync(archive, paths: set[str], res: _Figures) -> None:
-    if not paths:
-        return
+def _sync(archive, res: _Figures) -> None:
+    """A full sync (stat-only for unchanged files): it also catches up on what an earlier run
+    changed before it crashed or what recovery just finished, not only this run's paths."""
     try:
-        archive.sync_catalog(paths=sorted(paths), timeout=30)
+        archive.sync_catalog(timeout=30)
     except MdcsqlError as exc:
         res.catalog_problem = f"catalog not synced ({exc}); run: mdcsql catalog sync {archive.root}"
 
@@ -470,9 +470,8 @@ def _run_job(archive, res: _Figures, what: str, lock_timeout, plan, run_one, don
     failed item is reported and the others go on), the hot tier under the write lock, catalog sync.
 
     ``plan()`` -> (items, skipped); each item has ``paths``, ``tier`` and ``describe()``;
-    ``run_one(item)`` -> a dict with ``transition_id`` and ``touched``, or ``{"skipped": why}``.
+    ``run_one(item)`` -> a dict with ``transition_id``, or ``{"skipped": why}``.
     """
-    touched: set[str] = set()
     hot = _HotLock(archive.root)
     with lifecycle_lock(archive.root, what=what, timeout=lock_timeout):
         if not res.dry_run:
@@ -497,14 +496,13 @@ def _run_job(archive, res: _Figures, what: str, lock_timeout, plan, run_one, don
                 if done.get("skipped"):
                     res.skipped.append({"paths": item.paths, "reason": done["skipped"]})
                     continue
-                touched.update(done.pop("touched"))
                 done_list.append(done)
                 if res.options.get("preserve_originals"):
                     res.preserved.append(f"{PRESERVED_DIR}/{done['transition_id']}")
         finally:
             hot.release()
     if not res.dry_run:
-        _sync(archive, touched, res)
+        _sync(archive, res)
 
 
 def compact(root, *, options: DefragOptions | None = None, as_of=None, dry_run: bool = False,
@@ -516,12 +514,8 @@ def compact(root, *, options: DefragOptions | None = None, as_of=None, dry_run: 
     as_of = parse_instant(as_of)
     res = CompactionResult(dry_run=dry_run, as_of=iso(as_of), options=asdict(opts))
 
-    def run_one(m: Merge) -> dict:
-        done = _merge_one(archive, m, opts, actor, as_of)
-        return {**done, "touched": m.paths + [done["output"]]}
-
-    _run_job(archive, res, "compaction", lock_timeout, lambda: plan_merges(archive, opts, as_of), run_one,
-             res.merges)
+    _run_job(archive, res, "compaction", lock_timeout, lambda: plan_merges(archive, opts, as_of),
+             lambda m: _merge_one(archive, m, opts, actor, as_of), res.merges)
     for m in res.merges:
         res.files_processed += len(m["inputs"])
         res.files_created += 1
@@ -545,10 +539,7 @@ def split(root, paths=None, *, options: DefragOptions | None = None, max_bytes: 
 
     def run_one(s: Split) -> dict:
         _check_inputs(archive.root, [s.file], actor)
-        done = split_one(archive, s, opts, actor)
-        if not done.get("skipped"):
-            done["touched"] = [s.file.rel] + [o["path"] for o in done["outputs"]]
-        return done
+        return split_one(archive, s, opts, actor)
 
     _run_job(archive, res, "split", lock_timeout, lambda: plan_splits(archive, opts, paths), run_one, res.splits)
     for s in res.splits:
