@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -47,6 +48,19 @@ def fill(root: Path, plan: list[tuple[str, str, int, str]]) -> list[dict]:
                                          ts0=JAN_15 + day * DAY_NS + 3_600_000_000_000))
     archive.sync_catalog()
     return files_rows(root)
+
+
+def filled_archive(base: Path, plan: list[tuple[str, str, int, str]]) -> tuple[Path, list[dict]]:
+    """A fresh archive under ``base`` filled by ``plan`` (see :func:`fill`): (root, files rows)."""
+    root = make_archive(base)
+    return root, fill(root, plan)
+
+
+def clone(template: Path, tmp_path: Path) -> Path:
+    """A private copy of a module's template archive (filling one takes seconds)."""
+    dst = tmp_path / "archive"
+    shutil.copytree(template, dst, symlinks=True)
+    return dst
 
 
 def files_rows(root: Path) -> list[dict]:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from helpers_perpetual import fill, files_rows, journal, make_archive, mdcsql, table_rows
+from helpers_perpetual import clone, files_rows, filled_archive, journal, mdcsql, table_rows
 from mdcsql.errors import MdcsqlError, NotFoundError
 from mdcsql.lifecycle import holds
 from mdcsql.lifecycle.guard import ProtectedError, check_removable
@@ -27,19 +27,14 @@ MSFT_Q18 = "live/MSFT/BboQuote/2024-01-18~alpaca~equity.jsonl.gz"
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
-    base = tmp_path_factory.mktemp("holds")
-    root = make_archive(base)
-    rows = fill(root, PLAN)
+    root, rows = filled_archive(tmp_path_factory.mktemp("holds"), PLAN)
     assert [r["path"] for r in rows] == sorted([AAPL_T15, AAPL_T18, AAPL_Q15, MSFT_T15, MSFT_Q18])
     return root
 
 
 @pytest.fixture
 def root(template, tmp_path):
-    import shutil
-    dst = tmp_path / "archive"
-    shutil.copytree(template, dst, symlinks=True)
-    return dst
+    return clone(template, tmp_path)
 
 
 def held(root, **scope) -> set[str]:

@@ -21,7 +21,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
@@ -179,9 +179,9 @@ def _file_stats(data: Path) -> dict:
 
 
 def _day(ns) -> str | None:
+    """The UTC day (YYYY-MM-DD) of a nanosecond timestamp."""
     if ns is None:
         return None
-    from datetime import datetime
     return datetime.fromtimestamp(int(ns) // 1_000_000_000, tz=timezone.utc).date().isoformat()
 
 

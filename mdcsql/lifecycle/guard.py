@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import getpass
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from pathlib import Path, PurePosixPath
 
 import pyarrow as pa
@@ -30,7 +30,7 @@ from mdcsql.durable import read_json
 from mdcsql.errors import MdcsqlError
 from mdcsql.layout import ARCHIVE_ROOT, CATALOG_DIR
 from mdcsql.lifecycle import archive_catalog, holds, journal, worm
-from mdcsql.lifecycle.instants import iso, naive, parse_instant, to_ns, utc_now
+from mdcsql.lifecycle.instants import day_end, day_start, iso, naive, parse_instant, to_ns, utc_now
 
 __all__ = ["Override", "Protection", "ProtectedError", "REFUSALS", "OVERRIDES", "check_removable",
            "describe_file", "refuse", "refresh", "default_actor"]
@@ -111,8 +111,13 @@ def _clean(rel) -> str:
     return text
 
 
-def _day_ns(d: date, *, end: bool = False) -> int:
-    return to_ns(datetime(d.year, d.month, d.day, tzinfo=timezone.utc) + timedelta(days=1 if end else 0)) - end
+def _first_ns(d: date) -> int:
+    return to_ns(day_start(d))
+
+
+def _last_ns(d: date) -> int:
+    """The last nanosecond of UTC day ``d``."""
+    return to_ns(day_end(d)) - 1
 
 
 def describe_file(root, item, *, entries: dict, layout=None) -> dict:
@@ -140,9 +145,9 @@ def describe_file(root, item, *, entries: dict, layout=None) -> dict:
         meta.setdefault("symbols", e.get("symbols"))
         meta.setdefault("type", e.get("type"))
         if meta.get("first_ts") is None and dr.get("start"):
-            meta["first_ts"] = _day_ns(date.fromisoformat(dr["start"]))
+            meta["first_ts"] = _first_ns(date.fromisoformat(dr["start"]))
         if meta.get("last_ts") is None and dr.get("end"):
-            meta["last_ts"] = _day_ns(date.fromisoformat(dr["end"]), end=True)
+            meta["last_ts"] = _last_ns(date.fromisoformat(dr["end"]))
     if meta["path"].startswith(ARCHIVE_ROOT + "/"):
         meta.setdefault("tier", "archive")
     return meta
@@ -163,7 +168,7 @@ def _from_path(rel: str, layout) -> dict:
     except (ValueError, TypeError, AttributeError):
         span = None
     if span:
-        out["first_ts"], out["last_ts"] = _day_ns(span[0]), _day_ns(span[1]) - 1
+        out["first_ts"], out["last_ts"] = _first_ns(span[0]), _first_ns(span[1]) - 1
     return out
 
 

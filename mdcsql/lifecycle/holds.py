@@ -11,10 +11,9 @@ when and why; a notice is never deleted, so the history of every hold stays in t
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from pathlib import Path, PurePosixPath
 
@@ -205,8 +204,8 @@ def release_hold(root, hold_id: str, *, by: str, reason: str, now=None) -> Hold:
     if not hold.active:
         raise HoldError(f"hold {hold_id} was released already ({iso(hold.released_at)} by "
                         f"{hold.released_by})")
-    released = Hold(**{**hold.__dict__, "released_at": parse_instant(now), "released_by": by.strip(),
-                       "release_reason": reason.strip()})
+    released = replace(hold, released_at=parse_instant(now), released_by=by.strip(),
+                       release_reason=reason.strip())
     atomic_write_json(_notice(root, hold_id), released.to_notice())
     return released
 

@@ -13,7 +13,7 @@ from datetime import date, datetime, timedelta, timezone
 from mdcsql.errors import MdcsqlError
 
 __all__ = ["utc_now", "parse_instant", "parse_day", "iso", "from_iso", "naive", "to_ns",
-           "duration_seconds", "add_years"]
+           "duration_seconds", "add_years", "day_start", "day_end"]
 
 _DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

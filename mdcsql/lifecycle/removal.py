@@ -24,7 +24,6 @@ from mdcsql.errors import ArchiveLockedError, MdcsqlError, NotFoundError
 from mdcsql.layout import ARCHIVE_ROOT
 from mdcsql.lifecycle import archive_catalog, guard, journal
 from mdcsql.lifecycle.instants import iso, naive, utc_now
-from mdcsql.sql import load_sql
 
 __all__ = ["DELETIONS", "Removed", "remove_files", "refresh"]
 
