@@ -161,3 +161,12 @@ def test_ids_are_never_reused_and_release_needs_who_and_why(root):
         holds.release_hold(root, "nope", by="bob", reason="x")
     proc = mdcsql("hold", "add", root, "--id", "case_2", "--reason", "r", check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("error: ") and "needs a scope" in proc.stderr
+
+
+def test_find_protections_explains_without_logging_or_raising(root):
+    from mdcsql.lifecycle.guard import find_protections
+    holds.add_hold(root, "h2", reason="audit", paths=["live/MSFT"])
+    metas, found = find_protections(root, [MSFT_T15, AAPL_T15])
+    assert [m["path"] for m in metas] == [MSFT_T15, AAPL_T15]
+    assert [(p.path, p.kind, p.hold_id) for p in found] == [(MSFT_T15, "hold", "h2")]
+    assert journal(root, "refusals") == []

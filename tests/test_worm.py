@@ -210,3 +210,12 @@ def test_a_key_file_signs_too(tmp_path, monkeypatch):
     assert doc["signature"]["key_id"].startswith("sha256:") and archive_catalog.verify(root) == []
     e = doc["catalog"]["entries"][0]
     assert e["archive_reason"] == "Research" and e["immutable"] is False and e["retention_until"] is None
+
+
+def test_protection_takes_naive_utc_datetimes_too(tmp_path):
+    from datetime import datetime
+    root, rel, _ = archived(tmp_path, mode="compliance")
+    entry = archive_catalog.find_entry(root, rel)
+    pol = worm.worm_policy(archive_catalog.settings_of(root))
+    assert worm.protection(entry, pol, datetime(2024, 2, 1, 12)) is None
+    assert worm.protection(entry, pol, datetime(2024, 2, 2))["until"] == "2031-02-01T00:00:00Z"

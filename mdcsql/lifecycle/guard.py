@@ -33,6 +33,7 @@ from mdcsql.lifecycle import archive_catalog, holds, journal, worm
 from mdcsql.lifecycle.instants import day_end, day_start, iso, naive, parse_instant, to_ns, utc_now
 
 __all__ = ["Override", "Protection", "ProtectedError", "REFUSALS", "OVERRIDES", "check_removable",
+           "find_protections",
            "describe_file", "refuse", "refresh", "default_actor"]
 
 REFUSALS = "refusals"        # _catalog/refusals.jsonl
@@ -172,20 +173,12 @@ def _from_path(rel: str, layout) -> dict:
     return out
 
 
-def check_removable(archive_or_root, rows_or_paths, *, action: str, actor: str | None = None,
-                    override: Override | None = None, as_of=None, settings=None) -> list[dict]:
-    """Raise :class:`ProtectedError` (after logging it) if any of the files may not be removed.
-
-    :param rows_or_paths: catalog ``files`` rows (dicts with at least ``path``) or relative paths.
-    :param action: what the caller is doing, for the logs: ``retention``, ``quota``, ``compaction``,
-        ``migration``, ``manual``, ``modify``...
-    :param override: lifts governance-mode WORM protection (never a hold, never compliance).
-    :param as_of: the instant retention is judged at (default now).
-    :returns: the metadata of every file (the row, or what the tree says of the path), each with
-        ``overridden`` (a governance lock this override lifted) and ``archive_entry`` (or None).
-    """
-    if not action or not str(action).strip():
-        raise MdcsqlError("check_removable needs an action (retention, quota, compaction, manual, ...)")
+def find_protections(archive_or_root, rows_or_paths, *, override: Override | None = None, as_of=None,
+                     settings=None) -> tuple[list[dict], list[Protection]]:
+    """What protects each file, without logging or raising — for dry runs and plans
+    (``policy explain``, ``tier plan``). Returns (metadata of every file, protections); each
+    metadata dict has ``archive_entry`` (or None) and ``overridden`` (a governance lock that
+    ``override`` lifts). A job that acts calls :func:`check_removable` instead (it logs)."""
     root, settings = _root_and_settings(archive_or_root, settings)
     as_of = parse_instant(as_of)
     items = [rows_or_paths] if isinstance(rows_or_paths, (str, dict)) else list(rows_or_paths)
@@ -197,7 +190,6 @@ def check_removable(archive_or_root, rows_or_paths, *, action: str, actor: str |
     pol = worm.worm_policy(settings)
     approvers = list((settings.storage.archive.approvers_for_delete or []) if settings.storage.archive else [])
     found: list[Protection] = []
-    lifted = []
     for meta in metas:
         path = meta["path"]
         for h in active:
@@ -231,9 +223,28 @@ def check_removable(archive_or_root, rows_or_paths, *, action: str, actor: str |
                                         retention_until=w["until"]))
             else:
                 meta["overridden"] = True
-                lifted.append({"path": path, "retention_until": w["until"]})
+                meta["retention_until"] = w["until"]
+    return metas, found
+
+
+def check_removable(archive_or_root, rows_or_paths, *, action: str, actor: str | None = None,
+                    override: Override | None = None, as_of=None, settings=None) -> list[dict]:
+    """Raise :class:`ProtectedError` (after logging it) if any of the files may not be removed.
+
+    :param rows_or_paths: catalog ``files`` rows (dicts with at least ``path``) or relative paths.
+    :param action: what the caller is doing, for the logs: ``retention``, ``quota``, ``compaction``,
+        ``migration``, ``manual``, ``modify``...
+    :param override: lifts governance-mode WORM protection (never a hold, never compliance).
+    :param as_of: the instant retention is judged at (default now).
+    :returns: the metadata of every file (see :func:`find_protections`).
+    """
+    if not action or not str(action).strip():
+        raise MdcsqlError("check_removable needs an action (retention, quota, compaction, manual, ...)")
+    root, settings = _root_and_settings(archive_or_root, settings)
+    metas, found = find_protections(root, rows_or_paths, override=override, as_of=as_of, settings=settings)
     if found:
         refuse(root, found, action=action, actor=actor, override=override)
+    lifted = [{"path": m["path"], "retention_until": m["retention_until"]} for m in metas if m["overridden"]]
     if lifted:
         journal.append(journal.journal_path(root, OVERRIDES),
                        {"at": iso(utc_now()), "action": action, "actor": actor or default_actor(),

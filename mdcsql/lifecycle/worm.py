@@ -54,20 +54,21 @@ def _lock_time(entry: dict, pol: WormPolicy) -> datetime:
     return from_iso(entry["created_at"]) + pol.lock_delay
 
 
-def is_locked(entry: dict, pol: WormPolicy, as_of: datetime) -> bool:
-    """Locked when the lock was applied, or (WORM enabled) its delay has elapsed by ``as_of`` —
-    the guard does not wait for :func:`lock_due` to have run."""
+def is_locked(entry: dict, pol: WormPolicy, as_of) -> bool:
+    """Locked when the lock was applied, or (WORM enabled) its delay has elapsed by ``as_of`` (a
+    datetime, naive = UTC, or text) — the guard does not wait for :func:`lock_due` to have run."""
     if (entry.get("worm") or {}).get("locked_at"):
         return True
-    return pol.enabled and bool(entry.get("immutable")) and _lock_time(entry, pol) <= as_of
+    return pol.enabled and bool(entry.get("immutable")) and _lock_time(entry, pol) <= parse_instant(as_of)
 
 
 def lock_mode(entry: dict, pol: WormPolicy) -> str:
     return (entry.get("worm") or {}).get("mode") or pol.mode
 
 
-def protection(entry: dict, pol: WormPolicy, as_of: datetime) -> dict | None:
+def protection(entry: dict, pol: WormPolicy, as_of) -> dict | None:
     """``{"until", "mode", "locked_at"}`` while the entry is under WORM retention at ``as_of``."""
+    as_of = parse_instant(as_of)
     if not entry.get("immutable") or not is_locked(entry, pol, as_of):
         return None
     until = from_iso(entry.get("retention_until"))
