@@ -337,3 +337,35 @@ def test_kill_9_mid_backup_leaves_no_manifest_with_missing_objects(tmp_path, bas
     mdcsql("backup", "restore", "--target", target, "latest", dest)
     assert views_digest(dest) == views_digest(root)
     assert mdcsql("verify", dest).returncode == 0
+
+
+def test_every_tier_is_backed_up_and_restored_with_a_mounted_tier_directory(tmp_path):
+    """Hot, warm (JSONL.gz) and cold (Parquet) files, the cold tier mounted from another directory."""
+    root, target = tmp_path / "arch", tmp_path / "bk"
+    cfg = tmp_path / "tiers.json"
+    cfg.write_text(json.dumps({"Storage": {"Tiering": {"Enabled": True}}}))
+    mdcsql("init", root, "--config", cfg)
+    for day in DAYS[:2]:
+        collect(root, day, events=1000)
+    mdcsql("tier", "migrate", root, "--as-of", "2024-04-15")          # > 90 days: cold
+    collect(root, "2024-04-05", events=1000)
+    mdcsql("tier", "migrate", root, "--as-of", "2024-04-20")          # > 7 days: warm
+    collect(root, "2024-04-19", events=500, symbols="AAPL")            # stays hot
+    elsewhere = tmp_path / "cold-disk"
+    shutil.move(root / "cold", elsewhere)                              # what a tier mount looks like
+    (root / "cold").symlink_to(elsewhere, target_is_directory=True)
+    mdcsql("catalog", "rebuild", root)
+    paths = {f["path"] for f in manifest(target, run_json(root, "--target", target)["id"])["files"]}
+    tiers = {p.split("/")[0] for p in paths if p.endswith((".jsonl.gz", ".parquet")) and not p.startswith("_catalog")}
+    assert tiers == {"live", "warm", "cold"}
+    assert len([p for p in paths if p.startswith("cold/") and p.endswith(".parquet")]) == 16
+    assert all(p + ".manifest.json" in paths for p in paths if p.startswith(("warm/", "cold/")) and
+               not p.endswith(".manifest.json"))
+    dest = tmp_path / "restored"
+    mdcsql("backup", "restore", "--target", target, "latest", dest)
+    assert not (dest / "cold").is_symlink()
+    for p in paths:
+        if not p.startswith("_catalog/"):
+            assert sha(dest / p) == sha(root / p), p
+    assert views_digest(dest) == views_digest(root)
+    assert mdcsql("verify", dest).returncode == 0
