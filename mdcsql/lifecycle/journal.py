@@ -70,7 +70,7 @@ def read(path: Path, offset: int = 0) -> tuple[list[dict], int, list[str]]:
                 raise ValueError("not an object")
             records.append(rec)
         except ValueError as exc:
-            problems.append(f"{path.name} @byte {offset}: line {n + 1} after it is not a record ({exc})")
+            problems.append(f"{path.name}: line {n + 1} after byte {offset} is not a record ({exc})")
     return records, offset + end, problems
 
 
