@@ -22,7 +22,7 @@ from mdcsql.lifecycle.retention import apply_retention
 
 DAY0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 T0 = int(DAY0.timestamp()) * 1_000_000_000
-SYMBOLS = ("AAPL", "MSFT", "BRK/B")
+SYMBOLS = ("AAPL", "BRK/B")
 POLICIES = {
     "Tiering": {"Enabled": True},
     "Policies": {
@@ -82,6 +82,14 @@ def thirty(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def week(tmp_path_factory) -> Path:
+    """A 6-day archive for the migration and crash tests (same policies)."""
+    root = tmp_path_factory.mktemp("lc6") / "a"
+    build(root, days=6)
+    return root
+
+
 def copy_of(thirty: Path, tmp_path: Path) -> Archive:
     import shutil
     dst = tmp_path / "a"
@@ -94,7 +102,7 @@ def test_explain_gives_every_file_a_decision_and_a_reason(thirty, tmp_path):
     p = plan(archive, as_of=at(31))
     with archive.catalog(read_only=True) as cat:
         paths = {r[0] for r in cat.execute("SELECT path FROM files").rows}
-    assert {d.path for d in p.decisions} == paths and len(paths) == 30 * 3 * 3
+    assert {d.path for d in p.decisions} == paths and len(paths) == 30 * len(SYMBOLS) * 3
     assert all(d.reason for d in p.decisions)
     by = {(d.type, d.action, d.target_tier) for d in p.decisions}
     # Trade (Critical, 2/7/20 days, perpetual): the oldest consolidate into the archive, the
@@ -108,7 +116,7 @@ def test_explain_gives_every_file_a_decision_and_a_reason(thirty, tmp_path):
     assert all("no archive tier" in d.reason for d in deleted if d.type == "BboQuote")
     # Heartbeat (Transient, 1 day, no warm/cold): all are over a day old at day 31
     hb = [d for d in p.decisions if d.type == "Heartbeat"]
-    assert sum(d.action == "delete" for d in hb) == 3 * 30
+    assert sum(d.action == "delete" for d in hb) == len(SYMBOLS) * 30
     # nothing changed on disk
     assert plan(archive, as_of=at(31)).steps and view_checks(archive) == view_checks(Archive.open(thirty))
 
@@ -127,10 +135,10 @@ def test_explain_cli_json_and_as_of(thirty, tmp_path):
     assert bad.returncode != 0 and "--as-of" in bad.stderr
 
 
-def test_migration_through_every_tier_keeps_every_view_identical(thirty, tmp_path):
-    archive = copy_of(thirty, tmp_path)
+def test_migration_through_every_tier_keeps_every_view_identical(week, tmp_path):
+    archive = copy_of(week, tmp_path)
     before = view_checks(archive)
-    for day in (4, 10, 25, 40, 400):       # hot -> warm -> cold -> archive -> yearly file
+    for day in (4, 8, 25, 40, 400):       # hot -> warm -> cold -> archive -> yearly file
         _, result = migrate(archive, as_of=at(day), parallel=2)
         assert result.steps_failed == 0, result.errors
         assert view_checks(archive) == before, f"views changed after migrating at day {day}"
@@ -138,9 +146,9 @@ def test_migration_through_every_tier_keeps_every_view_identical(thirty, tmp_pat
         tiers = dict(cat.execute("SELECT tier, count(*) FROM files WHERE type = 'Trade' GROUP BY tier").rows)
         archived = cat.execute("SELECT path, partition FROM files WHERE tier = 'archive'").rows
         lineage = cat.execute("SELECT count(*), count(DISTINCT transition_id) FROM lineage").rows[0]
-    assert tiers == {"archive": 3}         # one yearly file per symbol
+    assert tiers == {"archive": 2}         # one yearly file per symbol
     assert sorted(archived) == [(f"_archive/regulatory/live/Trade/{s}/2024~sim~equity.parquet", "Yearly")
-                                for s in ("AAPL", "BRK%2FB", "MSFT")]
+                                for s in ("AAPL", "BRK%2FB")]
     assert lineage[0] > 0 and lineage[1] > 0
     # the catalog is derived: a rebuild from the tree gives the same files and lineage
     with archive.catalog() as cat:
@@ -158,8 +166,8 @@ def test_migration_through_every_tier_keeps_every_view_identical(thirty, tmp_pat
             .normalize() == __import__("decimal").Decimal("100.0025")
 
 
-def test_migration_is_idempotent_and_dry_run_changes_nothing(thirty, tmp_path):
-    archive = copy_of(thirty, tmp_path)
+def test_migration_is_idempotent_and_dry_run_changes_nothing(week, tmp_path):
+    archive = copy_of(week, tmp_path)
     p, r = migrate(archive, as_of=at(12), dry_run=True)
     assert p.steps and r.steps_done == 0
     with archive.catalog(read_only=True) as cat:
@@ -171,8 +179,8 @@ def test_migration_is_idempotent_and_dry_run_changes_nothing(thirty, tmp_path):
 
 @pytest.mark.parametrize("point", ["before_journal", "after_journal", "after_swap", "after_lineage",
                                    "mid_delete"])
-def test_kill_9_mid_migration_then_rerun_keeps_every_event_exactly_once(thirty, tmp_path, point):
-    archive = copy_of(thirty, tmp_path)
+def test_kill_9_mid_migration_then_rerun_keeps_every_event_exactly_once(week, tmp_path, point):
+    archive = copy_of(week, tmp_path)
     before = view_checks(archive)
     env = {**python_env(), "MDCSQL_FAULT": point}
     proc = subprocess.run([PYTHON, "-m", "mdcsql", "tier", "migrate", str(archive.root), "--as-of", "2025-02-01"],
@@ -194,17 +202,17 @@ def test_kill_9_mid_migration_then_rerun_keeps_every_event_exactly_once(thirty, 
 def test_retention_deletes_only_what_policy_says_and_never_critical_or_held(thirty, tmp_path):
     from mdcsql.lifecycle import holds
     archive = copy_of(thirty, tmp_path)
-    holds.add_hold(archive.root, "CASE-1", reason="litigation", symbols=["MSFT"], type="BboQuote", by="legal")
+    holds.add_hold(archive.root, "CASE-1", reason="litigation", symbols=["BRK/B"], type="BboQuote", by="legal")
     report = apply_retention(archive, as_of=at(31), dry_run=True)
     assert report["deleted"] and all(d["path"].split("/")[2] in ("BboQuote", "Heartbeat") for d in report["deleted"])
-    assert any("MSFT/BboQuote" in d["path"] for d in report["protected"])
+    assert any("BRK%2FB/BboQuote" in d["path"] for d in report["protected"])
     report = apply_retention(archive, as_of=at(31))
     with archive.catalog(read_only=True) as cat:
         left = dict(cat.execute("SELECT type, count(*) FROM files GROUP BY type").rows)
         deletions = cat.execute("SELECT count(*) FROM deletions WHERE action = 'retention'").rows[0][0]
-    assert left["Trade"] == 90                          # Critical: never deleted
+    assert left["Trade"] == 30 * len(SYMBOLS)           # Critical: never deleted
     assert deletions == len(report["deleted"]) > 0
-    assert (archive.root / "live/MSFT/BboQuote/2024-01-01~sim~equity.jsonl.gz").exists()   # held
+    assert (archive.root / "live/BRK%2FB/BboQuote/2024-01-01~sim~equity.jsonl.gz").exists()   # held
     assert not (archive.root / "live/AAPL/BboQuote/2024-01-01~sim~equity.jsonl.gz").exists()
 
 

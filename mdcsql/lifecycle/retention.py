@@ -29,21 +29,34 @@ def apply_retention(archive, *, as_of: datetime, dry_run: bool = False) -> dict:
         with archive.catalog(read_only=True, timeout=60) as cat:
             for path, size in cat.execute("SELECT path, size_bytes FROM files").rows:
                 sizes[path] = size or 0
+        due = []
         for d in p.decisions:
             if d.action == "protected" and d.target_tier is None:
                 protected.append({"path": d.path, "reason": d.reason})
-            if d.action != "delete":
-                continue
-            item = {"path": d.path, "reason": d.reason, "size_bytes": sizes.get(d.path, 0)}
-            if dry_run:
-                deleted.append(item)
-                continue
-            try:
-                remove_files(archive.root, [d.path], action="retention", reason=d.reason,
-                             missing_ok=True, as_of=as_of, settings=archive.settings)
-            except ProtectedError as exc:
-                protected.append({"path": d.path, "reason": str(exc)})
-            else:
-                deleted.append(item)
+            if d.action == "delete":
+                due.append({"path": d.path, "reason": d.reason, "size_bytes": sizes.get(d.path, 0)})
+        if dry_run or not due:
+            deleted = due
+        else:
+            with archive.catalog(timeout=60) as cat:
+                try:        # one batch (the plan left protected files out) ...
+                    for reason in sorted({i["reason"] for i in due}):
+                        batch = [i for i in due if i["reason"] == reason]
+                        remove_files(archive.root, [i["path"] for i in batch], action="retention",
+                                     reason=reason, missing_ok=True, as_of=as_of,
+                                     settings=archive.settings, catalog=cat)
+                        deleted += batch
+                except ProtectedError:   # ... unless a hold arrived since: then file by file
+                    for item in due:
+                        if item in deleted:
+                            continue
+                        try:
+                            remove_files(archive.root, [item["path"]], action="retention",
+                                         reason=item["reason"], missing_ok=True, as_of=as_of,
+                                         settings=archive.settings, catalog=cat)
+                        except ProtectedError as exc:
+                            protected.append({"path": item["path"], "reason": str(exc)})
+                        else:
+                            deleted.append(item)
     return {"as_of": as_of.isoformat(), "deleted": deleted, "protected": protected,
             "bytes": sum(d["size_bytes"] for d in deleted)}
