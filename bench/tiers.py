@@ -63,14 +63,23 @@ VENUE_P = np.array([.18, .12, .1, .08, .05, .09, .03, .03, .04, .01, .01, .01, .
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _median_ms(fn, runs: int) -> float:
-    fn()                                                    # warm-up (file cache, footers)
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1000
+def _interleaved(fns: dict, runs: int) -> dict:
+    """Median wall and CPU milliseconds of each function, run in rounds (each once per round, the
+    order rotating), so that a busy neighbour slows every contender alike."""
+    names = list(fns)
+    for name in names:
+        fns[name]()                                         # warm-up (file cache, footers)
+    wall = {n: [] for n in names}
+    cpu = {n: [] for n in names}
+    for i in range(runs):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            c0, t0 = time.process_time(), time.perf_counter()
+            fns[name]()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    out = {n: statistics.median(wall[n]) * 1000 for n in names}
+    out["cpu"] = {n: statistics.median(cpu[n]) * 1000 for n in names}
+    return out
 
 
 def _tree_bytes(path: Path) -> int:
@@ -309,18 +318,17 @@ def bench_arctic(tmp: Path, symbols: int, days: int, per_day: int, runs: int) ->
     got = reader.read("Trade", sym, lo, hi)
     adb = lib.read(sym, date_range=dr, output_format="pyarrow").data
     assert got.num_rows == adb.num_rows == per_day, (got.num_rows, adb.num_rows)
-    out["read_all_columns_ms"] = {
-        "ours": _median_ms(lambda: reader.read("Trade", sym, lo, hi), runs),
-        "arcticdb": _median_ms(lambda: lib.read(sym, date_range=dr, output_format="pyarrow").data, runs),
-        "duckdb_hive": _median_ms(lambda: con.sql(hive_sql, params=hive_params).to_arrow_table(), runs),
-    }
+    out["read_all_columns_ms"] = _interleaved({
+        "ours": lambda: reader.read("Trade", sym, lo, hi),
+        "arcticdb": lambda: lib.read(sym, date_range=dr, output_format="pyarrow").data,
+        "duckdb_hive": lambda: con.sql(hive_sql, params=hive_params).to_arrow_table(),
+    }, runs)
     hive_numeric = hive_sql.replace("SELECT *", "SELECT ts, price, size")
-    out["read_ts_price_size_ms"] = {
-        "ours": _median_ms(lambda: reader.read("Trade", sym, lo, hi, columns=numeric), runs),
-        "arcticdb": _median_ms(lambda: lib.read(sym, date_range=dr, columns=["price", "size"],
-                                                output_format="pyarrow").data, runs),
-        "duckdb_hive": _median_ms(lambda: con.sql(hive_numeric, params=hive_params).to_arrow_table(), runs),
-    }
+    out["read_ts_price_size_ms"] = _interleaved({
+        "ours": lambda: reader.read("Trade", sym, lo, hi, columns=numeric),
+        "arcticdb": lambda: lib.read(sym, date_range=dr, columns=["price", "size"], output_format="pyarrow").data,
+        "duckdb_hive": lambda: con.sql(hive_numeric, params=hive_params).to_arrow_table(),
+    }, runs)
     for key in ("read_all_columns_ms", "read_ts_price_size_ms"):
         r = out[key]
         r["ratio_ours_vs_arcticdb"] = r["ours"] / r["arcticdb"]
@@ -385,7 +393,8 @@ def _print(doc: dict) -> None:
                 r = a[key]
                 p(f"    {key:<24} ours {r['ours']:6.2f} ms  arcticdb {r['arcticdb']:6.2f} ms  duckdb/hive "
                   f"{r['duckdb_hive']:6.2f} ms  ratio {r['ratio_ours_vs_arcticdb']:.2f}x "
-                  f"({'met' if r['met'] else 'NOT met'})")
+                  f"({'met' if r['met'] else 'NOT met'}); CPU ms: " + ", ".join(
+                      f"{k} {v:.2f}" for k, v in r["cpu"].items()))
             bb = a["bytes"]
             p(f"    bytes: ours {bb['ours_per_trade']:.2f} B/trade, arcticdb {bb['arcticdb_per_trade']:.2f} "
               f"B/trade, ratio {bb['ratio']:.2f} (target <= 0.5: {'met' if bb['met'] else 'NOT met'})")
