@@ -101,22 +101,13 @@ def _to_ns(value) -> int | None:
 def protections(root: Path, settings, rows: list[dict], as_of) -> dict[str, list[str]]:
     """path -> why it may not be moved or deleted (legal holds, WORM), without logging refusals
     (planning is a dry run; the guard logs when a job actually tries)."""
-    from mdcsql.lifecycle import archive_catalog, holds, worm
+    from mdcsql.lifecycle.guard import find_protections
+    if not rows:
+        return {}
+    _, found = find_protections(root, rows, as_of=as_of, settings=settings)
     out: dict[str, list[str]] = {}
-    active = holds.active_holds(root)
-    entries = archive_catalog.entries_by_path(root, settings) if any(r["tier"] == "archive" for r in rows) else {}
-    pol = worm.worm_policy(settings)
-    for r in rows:
-        meta = {**r, "symbols": [r["symbol"]]}
-        for h in active:
-            if h.covers(meta):
-                out.setdefault(r["path"], []).append(f"legal hold {h.hold_id}")
-        entry = entries.get(r["path"])
-        if entry is not None:
-            w = worm.protection(entry[0], pol, as_of)
-            if w is not None:
-                out.setdefault(r["path"], []).append(
-                    f"WORM {w['mode']} lock until {w['until'] or 'forever'}")
+    for p in found:
+        out.setdefault(p.path, []).append(p.detail)
     return out
 
 
