@@ -115,7 +115,8 @@ def list_cmd(root, target, as_json):
     Example: mdcsql backup list --target /mnt/backup/mdc
     """
     t = _target(root, target)
-    docs = t.manifests()
+    with t.reading():
+        docs = t.manifests()
     if as_json:
         _echo_json([{k: v for k, v in d.items() if k != "files"} for d in docs])
         return
@@ -137,13 +138,9 @@ def verify_cmd(backup_id, root, target, as_json):
     """
     t = _target(root, target)
     progress, on_progress = _bytes_progress("verifying", _progress_enabled() and not as_json)
-    done = [0]
-
-    def on_bytes(n):
-        done[0] += n
-        on_progress(done[0], None, "")
     try:
-        report = t.verify(backup_id, on_bytes=on_bytes if on_progress else None)
+        with t.reading():
+            report = t.verify(backup_id, on_progress=on_progress)
     finally:
         if progress:
             progress.stop()

@@ -295,6 +295,13 @@ def test_bad_requests_get_clear_errors(archive, tmp_path):
     assert proc.returncode == 1 and "unsafe path" in proc.stderr and not (tmp_path / "escaped").exists()
     with pytest.raises(BackupError):
         run_backup(Archive.open(archive), target=archive)
+    proc = mdcsql("backup", "list", "--target", tmp_path / "nothing-here", check=False)
+    assert proc.returncode == 1 and "no backup target at" in proc.stderr
+    with Target(target):                       # one process at a time on a target
+        proc = mdcsql("backup", "run", archive, "--target", target, check=False)
+        assert proc.returncode == 1 and "is in use by another mdcsql backup" in proc.stderr
+        proc = mdcsql("backup", "verify", "--target", target, check=False)
+        assert proc.returncode == 1 and "is being written" in proc.stderr
 
 
 def _objects_all_intact(target: Path) -> None:

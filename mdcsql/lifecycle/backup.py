@@ -391,6 +391,11 @@ def restore_backup(target: Target, backup_id: str | None, dest, *, force: bool =
     :raises BackupError: ``dest`` is not empty (without ``force``) or is a file.
     :raises IntegrityError: objects are missing or corrupt (after restoring all the others).
     """
+    with target.reading():
+        return _restore(target, backup_id, dest, force=force, on_progress=on_progress)
+
+
+def _restore(target: Target, backup_id: str | None, dest, *, force: bool, on_progress) -> RestoreResult:
     from mdcsql.archive import Archive
     doc = target.read_manifest(target.resolve_id(backup_id))
     dest = Path(dest).expanduser().resolve()
@@ -401,6 +406,8 @@ def restore_backup(target: Target, backup_id: str | None, dest, *, force: bool =
                           "or --force to restore over it")
     if dest == target.path or target.path in dest.parents:
         raise BackupError(f"restore destination {dest} lies inside the backup target {target.path}")
+    if (dest / CATALOG_DIR / "config.json").is_file() and Archive.open(dest).is_writing():
+        raise BackupError(f"restore destination {dest} is an archive a process is writing to; stop it first")
     result = RestoreResult(doc["id"], str(dest))
     total = sum(f["size"] for f in doc["files"])
     touched = set()

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
@@ -123,6 +124,26 @@ class Target:
         self._lock_fd = fd
         self._clean_tmp()
         return self
+
+    @contextmanager
+    def reading(self):
+        """Shared lock for verify and restore: no prune deletes objects under them meanwhile."""
+        if not (self.path / "backups").is_dir():
+            raise NotFoundError(f"no backup target at {self.path} (no backups/ directory)")
+        try:
+            fd = os.open(self.path / "LOCK", os.O_RDONLY)
+        except FileNotFoundError:
+            yield self
+            return
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ArchiveLockedError(f"backup target {self.path} is being written by an mdcsql backup; "
+                                         "try again when it is done") from None
+            yield self
+        finally:
+            os.close(fd)
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
@@ -231,10 +252,14 @@ class Target:
         return backup_id
 
     # ---- verification, pruning ----------------------------------------------------------------
-    def verify(self, backup_id: str | None = None, *, on_bytes=None) -> VerifyResult:
-        """Every object of one backup (or all) present with the right hash; shared ones checked once."""
+    def verify(self, backup_id: str | None = None, *, on_progress=None) -> VerifyResult:
+        """Every object of one backup (or all) present with the right hash; shared ones checked once.
+
+        :param on_progress: ``f(done_bytes, total_bytes, path)``.
+        """
         docs = [self.read_manifest(self.resolve_id(backup_id))] if backup_id else self.manifests()
         result = VerifyResult(backups=[d["id"] for d in docs])
+        total = sum({f["sha256"]: f.get("size") or 0 for d in docs for f in d["files"]}.values())
         seen: dict[str, str | None] = {}
         for doc in docs:
             for f in doc["files"]:
@@ -243,8 +268,8 @@ class Target:
                     seen[sha] = self.check_object(sha, f.get("size"))
                     result.objects_checked += 1
                     result.bytes_checked += f.get("size") or 0
-                    if on_bytes:
-                        on_bytes(f.get("size") or 0)
+                    if on_progress:
+                        on_progress(result.bytes_checked, total, f["path"])
                 if seen[sha] is not None:
                     result.problems.append({"backup": doc["id"], "path": f["path"], "sha256": sha,
                                             "problem": seen[sha]})
