@@ -11,22 +11,11 @@ import sys
 import click
 
 from mdcsql.cli import EXIT_FAILURE, _echo_json, _table
+from mdcsql.cli_compact import _as_of       # the one --as-of parser of the lifecycle commands
 
 __all__ = ["quota"]
 
 _ROOT = click.argument("root", type=click.Path(exists=True, file_okay=False))
-
-
-def _as_of(ctx, param, value):
-    if value is None:
-        return None
-    from mdcsql.errors import MdcsqlError
-    from mdcsql.lifecycle.instants import parse_instant
-    try:
-        return parse_instant(value)
-    except MdcsqlError as e:
-        raise click.BadParameter(str(e)) from None
-
 
 _AS_OF = click.option("--as-of", callback=_as_of, metavar="DATE|TIMESTAMP",
                       help="Evaluate as of this UTC date or ISO timestamp (default: now).")

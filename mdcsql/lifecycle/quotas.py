@@ -278,21 +278,26 @@ def status(archive, *, as_of: datetime | None = None) -> dict:
         now_ns = int((as_of or datetime.now(timezone.utc)).timestamp() * 1e9)
         stale = stale_streams(cat, archive.settings, as_of_ns=now_ns)
     rows = []
-    for limit in plan.expanded(usage.symbols):
-        for dim in ("bytes", "files", "events"):
-            cap = limit.value(dim)
-            if cap is None:
-                continue
-            used = usage.of(limit, dim, day)
-            rows.append({**limit.to_dict(), "dimension": DIMENSIONS[dim], "limit": cap, "usage": used,
-                         "pct": round(100.0 * used / cap, 2), "over": used > cap,
-                         "day": day_text(day) if dim == "events" else None})
+    for limit, dim, cap, used in _measured(plan, usage, day):
+        rows.append({**limit.to_dict(), "dimension": DIMENSIONS[dim], "limit": cap, "usage": used,
+                     "pct": round(100.0 * used / cap, 2), "over": used > cap,
+                     "day": day_text(day) if dim == "events" else None})
     requests = [e for e in quota_events(archive.root) if e.get("kind") == "cleanup_requested"]
     return {"as_of": (as_of or datetime.now(timezone.utc)).isoformat(), "configured": plan.configured,
             "default_enforcement": DEFAULT_ENFORCEMENT,
             "dynamic_limits": plan.dynamic, "quotas": rows, "over": [r for r in rows if r["over"]],
             "cleanup_requests": len(requests), "stale_streams": stale,
             "integrity": {t: p.to_dict() for t, p in policies(archive.settings).items()}}
+
+
+def _measured(plan: QuotaPlan, usage: Usage, day: int):
+    """(limit, dimension, cap, usage) of every limit of every scope; usage read when yielded, so
+    deletions made for earlier scopes are seen by later ones."""
+    for limit in plan.expanded(usage.symbols):
+        for dim in ("bytes", "files", "events"):
+            cap = limit.value(dim)
+            if cap is not None:
+                yield limit, dim, cap, usage.of(limit, dim, day)
 
 
 def enforce(archive, *, as_of: datetime | None = None, dry_run: bool = False,
@@ -313,48 +318,43 @@ def enforce(archive, *, as_of: datetime | None = None, dry_run: bool = False,
         candidates = load_candidates(cat, archive.settings, as_of=as_of) if plan.configured else []
     origin = "enforce"
     deleted: set[str] = set()
-    for limit in plan.expanded(usage.symbols):
-        for dim in ("bytes", "files", "events"):
-            cap = limit.value(dim)
-            if cap is None:
-                continue
-            used = usage.of(limit, dim, day)
+    for limit, dim, cap, used in _measured(plan, usage, day):
+        if used <= cap:
+            continue
+        action = {"scope": limit.label, "dimension": DIMENSIONS[dim], "limit": cap, "usage": used,
+                  "enforcement": limit.enforcement, "deleted": [], "action": "report"}
+        actions.append(action)
+        if dim == "events" or limit.enforcement in ("Warn", "HardLimit"):
+            action["action"] = {"Warn": "warned", "HardLimit": "writes refused until under the limit"}.get(
+                limit.enforcement, "reported (a day's events cannot be undone by deleting files)")
+            if not dry_run:
+                log_event(archive.root, "over_limit", limit, dim, usage=used, origin=origin,
+                          day=day_text(day) if dim == "events" else None)
+            continue
+        action["action"] = "would delete oldest" if dry_run else "deleted oldest"
+        for cand in [c for c in candidates if c["path"] not in deleted and limit.matches(
+                c["source"], c["asset_class"], c["symbol"], c["type"])]:
             if used <= cap:
-                continue
-            action = {"scope": limit.label, "dimension": DIMENSIONS[dim], "limit": cap, "usage": used,
-                      "enforcement": limit.enforcement, "deleted": [], "action": "report"}
-            actions.append(action)
-            if dim == "events" or limit.enforcement in ("Warn", "HardLimit"):
-                action["action"] = {"Warn": "warned", "HardLimit": "writes refused until under the limit"}.get(
-                    limit.enforcement, "reported (a day's events cannot be undone by deleting files)")
-                if not dry_run:
-                    log_event(archive.root, "over_limit", limit, dim, usage=used, origin=origin,
-                              day=day_text(day) if dim == "events" else None)
-                continue
-            action["action"] = "would delete oldest" if dry_run else "deleted oldest"
-            for cand in [c for c in candidates if c["path"] not in deleted and limit.matches(
-                    c["source"], c["asset_class"], c["symbol"], c["type"])]:
-                if used <= cap:
-                    break
-                if not dry_run:
-                    reason = (f"quota {limit.label} {DIMENSIONS[dim]} {cap} ({limit.enforcement}): "
-                              f"usage {used}")
-                    try:
-                        remove_one(archive.root, cand["path"], reason=reason, actor=actor,
-                                   settings=archive.settings)
-                    except MdcsqlError as exc:
-                        log_event(archive.root, "drop_skipped", limit, dim, usage=used, origin=origin,
-                                  path=cand["path"], error=str(exc))
-                        action.setdefault("skipped", []).append({"path": cand["path"], "error": str(exc)})
-                        continue
-                    log_event(archive.root, "dropped", limit, dim, usage=used, origin=origin,
-                              path=cand["path"], bytes=cand["size_bytes"])
-                deleted.add(cand["path"])
-                action["deleted"].append(cand["path"])
-                usage.subtract(cand)
-                used = usage.of(limit, dim, day)
-            action["usage_after"] = used
-            action["under_limit"] = used <= cap
+                break
+            if not dry_run:
+                reason = (f"quota {limit.label} {DIMENSIONS[dim]} {cap} ({limit.enforcement}): "
+                          f"usage {used}")
+                try:
+                    remove_one(archive.root, cand["path"], reason=reason, actor=actor,
+                               settings=archive.settings)
+                except MdcsqlError as exc:
+                    log_event(archive.root, "drop_skipped", limit, dim, usage=used, origin=origin,
+                              path=cand["path"], error=str(exc))
+                    action.setdefault("skipped", []).append({"path": cand["path"], "error": str(exc)})
+                    continue
+                log_event(archive.root, "dropped", limit, dim, usage=used, origin=origin,
+                          path=cand["path"], bytes=cand["size_bytes"])
+            deleted.add(cand["path"])
+            action["deleted"].append(cand["path"])
+            usage.subtract(cand)
+            used = usage.of(limit, dim, day)
+        action["usage_after"] = used
+        action["under_limit"] = used <= cap
     if deleted and not dry_run:
         archive.sync_catalog(paths=sorted(deleted))
     return {"as_of": (as_of or datetime.now(timezone.utc)).isoformat(), "dry_run": dry_run,
