@@ -14,6 +14,7 @@ from mdcsql.catalog.views import VIEW_TYPES
 from mdcsql.ingest.seal import manifest_path, utc_now_iso
 from mdcsql.durable import atomic_write_json, read_json
 from mdcsql.lifecycle import compaction_io as cio
+from mdcsql.lifecycle.codecs import recompress_jsonl
 from mdcsql.lifecycle.parquet import convert
 from mdcsql.sources.sim import SimulatedMarket
 
@@ -60,29 +61,41 @@ def content(root: Path) -> dict[str, tuple[int, str, int]]:
     return out
 
 
-def to_cold(root: Path) -> list[str]:
-    """Turn every sealed hot file into a cold Parquet file of the same part (a cold partition
-    with small parts, as late data leaves it); returns the cold paths."""
+def to_tier(root: Path, tier: str = "cold") -> list[str]:
+    """Move every sealed hot file to ``tier`` keeping its part: warm as gzip-6 JSONL, cold as
+    Parquet (a warm/cold partition with small parts, as late data leaves it). Returns the paths."""
     a = Archive.open(root)
     out = []
     for rel in data_files(root):
         if not rel.startswith("live/"):
             continue
         meta = a.layout.parse(rel)
-        cold = a.layout.relpath(meta.key, codec="parquet", part=meta.part, tier="cold")
-        dst = root / cold
-        dst.parent.mkdir(parents=True, exist_ok=True)
         m = read_json(manifest_path(root / rel))
-        res = convert([root / rel], dst.with_name(dst.name + ".tmp"), meta.key.type, compression="zstd-3")
-        os.replace(res.path, dst)
-        doc = cio.parquet_manifest([m], cold, meta.key, meta.part, a.layout.partition, res, whole=True)
+        if tier == "cold":
+            new = a.layout.relpath(meta.key, codec="parquet", part=meta.part, tier="cold")
+            dst = root / new
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            res = convert([root / rel], dst.with_name(dst.name + ".tmp"), meta.key.type, compression="zstd-3")
+            os.replace(res.path, dst)
+            doc = cio.parquet_manifest([m], new, meta.key, meta.part, a.layout.partition, res, whole=True)
+        else:
+            new = a.layout.relpath(meta.key, codec="gzip", part=meta.part, tier="warm")
+            dst = root / new
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            res = recompress_jsonl(root / rel, dst.with_name(dst.name + ".tmp"), "gzip-6")
+            os.replace(res.path, dst)
+            doc = dict(m, path=new, codec="gzip", compression_level=6, sha256=res.sha256, size_bytes=res.size_bytes)
         doc["sealed_at"] = m["sealed_at"]
         atomic_write_json(manifest_path(dst), doc)
         os.unlink(manifest_path(root / rel))
         os.unlink(root / rel)
-        out.append(cold)
+        out.append(new)
     a.sync_catalog()
     return out
+
+
+def to_cold(root: Path) -> list[str]:
+    return to_tier(root, "cold")
 
 
 def now_iso() -> str:

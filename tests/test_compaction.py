@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from compaction_data import collect_rounds, content, data_files, tmp_files, to_cold
+from compaction_data import collect_rounds, content, data_files, tmp_files, to_cold, to_tier
 from conftest import PYTHON, python_env
 from mdcsql.archive import Archive
 from mdcsql.catalog import Catalog
@@ -123,15 +123,25 @@ def test_max_files_per_merge_batches_by_part(tmp_path):
     assert content(root) == before
 
 
-def test_target_compression_rewrites_codec(arch):
+def test_target_compression_rewrites_codec_of_warm_files(arch):
+    to_tier(arch, "warm")
     before = content(arch)
     res = _mdcsql("compact", arch, "--max-file-age", "0", "--target-compression", "zstd-9", "--json")
     doc = json.loads(res.stdout)
     assert doc["files_created"] == len(data_files(arch)) and doc["options"]["target_compression"] == "zstd-9"
-    assert all(f.endswith(".jsonl.zst") for f in data_files(arch))
+    assert all(f.startswith("warm/") and f.endswith(".jsonl.zst") for f in data_files(arch))
     m = read_json(manifest_path(arch / data_files(arch)[0]))
     assert (m["codec"], m["compression_level"]) == ("zstd", 9)
     assert content(arch) == before
+
+
+def test_hot_files_merge_in_place_only(arch):
+    """Hot files keep their name and codec (TargetCompression is for warm/cold) and are not split:
+    a collector's recovery must never meet a compacted hot file it does not know."""
+    res = compact(arch, options=DefragOptions(max_file_age=0, target_compression="zstd-9"))
+    assert res.files_created == 8 and all(f.endswith(".jsonl.gz") for f in data_files(arch))
+    big = split(arch, max_bytes=1000)
+    assert big.files_processed == 0 and all("migrated to warm" in s["reason"] for s in big.skipped)
 
 
 def test_parquet_parts_of_a_cold_partition_merge(arch):
@@ -153,7 +163,8 @@ def test_parquet_parts_of_a_cold_partition_merge(arch):
 
 def test_split_jsonl_into_ts_ranges(arch):
     compact(arch, options=NOW)
-    rel = "live/AAPL/BboQuote/2024-01-02~sim~equity.jsonl.gz"
+    to_tier(arch, "warm")
+    rel = "warm/live/AAPL/BboQuote/2024-01-02~sim~equity.jsonl.gz"
     size = (arch / rel).stat().st_size
     before = content(arch)
     res = split(arch, [rel], max_bytes=size // 3)

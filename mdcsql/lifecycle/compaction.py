@@ -40,7 +40,8 @@ from mdcsql.layout import CATALOG_DIR, FileMeta
 from mdcsql.lifecycle import compaction_io as cio
 from mdcsql.lifecycle.codecs import JSONL_CODECS, CodecSpec, VerificationError, parse_codec
 from mdcsql.lifecycle.instants import duration_seconds, iso, parse_instant
-from mdcsql.lifecycle.transition import TRANSITIONS_DIR, Transition, lifecycle_lock, recover_transitions
+from mdcsql.lifecycle.transition import (TMP_MARK, TRANSITIONS_DIR, Transition, lifecycle_lock,
+                                         recover_transitions)
 
 __all__ = ["DefragOptions", "CompactionResult", "SplitResult", "SealedFile", "Merge", "Split",
            "compact", "split", "plan_merges", "plan_splits", "sealed_files", "PRESERVED_DIR", "DEFAULTS"]
@@ -50,6 +51,11 @@ PRESERVED_DIR = f"{CATALOG_DIR}/preserved"
 DEFAULTS = {"min_file_size_bytes": 1 << 20, "max_files_per_merge": 32, "preserve_originals": False,
             "target_compression": None, "max_file_age": "1d", "max_file_bytes": 1 << 30}
 _TIERS = ("hot", "warm", "cold")
+#: temporary outputs of hot-tier merges: outside live/ and historical/, whose *.tmp files and
+#: manifest-less files a collector's crash recovery deletes (see _HotTransition)
+HOT_TMP_DIR = f"{CATALOG_DIR}/compaction-tmp"
+_HOT_IN_PLACE = ("hot-tier files are merged only in place (into the lowest part, same name and codec); "
+                 "with checksum file names they are compacted once migrated to warm")
 
 
 @dataclass(frozen=True)
@@ -227,20 +233,28 @@ def _group_name(f: SealedFile) -> str:
     return f"{f.meta.tier} {k.root} {k.source}/{k.asset_class}/{k.symbol} {k.type} {k.period or 'all'}"
 
 
+def _file_codec(f: SealedFile) -> CodecSpec:
+    """The codec a JSONL file is stored with (its extension, its manifest's level)."""
+    level = f.manifest.get("compression_level")
+    return parse_codec(f.meta.codec if level is None or f.meta.codec == "none" else f"{f.meta.codec}-{level}",
+                       for_format="jsonl")
+
+
 def _output_codec(archive, tier: str, fmt: str, first: SealedFile, opts: DefragOptions) -> CodecSpec:
-    """TargetCompression when set (and, for JSONL, readable as JSONL), else the tier's codec: the
-    archive's sealing codec for the hot tier, the tier spec for warm and cold."""
+    """Hot tier: the codec of the lowest part (the merge rewrites that file in place, see
+    :func:`plan_merges`). Warm and cold: TargetCompression when set (and, for JSONL, readable as
+    JSONL), else the tier spec's codec."""
+    if tier == "hot":
+        return _file_codec(first)
     if opts.target_compression and (fmt == "parquet" or parse_codec(opts.target_compression).codec in JSONL_CODECS):
         return parse_codec(opts.target_compression, for_format=fmt)
-    if tier == "hot":
-        st = archive.settings.storage
-        codec = st.codec
-        return CodecSpec(codec, None if codec == "none" else (st.compression_level or parse_codec(codec).level))
     from mdcsql.lifecycle.tiers import tier_specs
     spec = tier_specs(archive.settings)[tier]
-    if fmt == "jsonl" and spec.codec not in JSONL_CODECS or fmt == "parquet" and not spec.is_parquet:
-        m = first.manifest                   # the tier's format changed since: keep the file's codec
-        codec = m.get("codec") if isinstance(m.get("codec"), str) else ("zstd" if fmt == "parquet" else "none")
+    if fmt == "jsonl" and spec.codec not in JSONL_CODECS:
+        return _file_codec(first)            # the tier's format changed since: keep the file's codec
+    if fmt == "parquet" and not spec.is_parquet:
+        m = first.manifest
+        codec = m.get("codec") if isinstance(m.get("codec"), str) else "zstd"
         return parse_codec(codec if m.get("compression_level") is None else f"{codec}-{m['compression_level']}",
                            for_format=fmt)
     return parse_codec(str(CodecSpec(spec.codec, spec.level)), for_format=fmt)
@@ -288,6 +302,9 @@ def plan_merges(archive, opts: DefragOptions, as_of=None) -> tuple[list[Merge], 
         for batch in _batches(old, opts):
             spec = _output_codec(archive, tier, fmt, batch[0], opts)
             out = _relpath(archive, batch[0], spec, batch[0].meta.part)
+            if tier == "hot" and (archive.layout.file_name_metadata or out != batch[0].rel):
+                skipped.append({"paths": [f.rel for f in batch], "reason": _HOT_IN_PLACE})
+                continue
             if out in present and out not in {f.rel for f in batch}:
                 skipped.append({"paths": [f.rel for f in batch],
                                 "reason": f"output {out} exists and is not one of the inputs"})
@@ -314,7 +331,10 @@ def plan_splits(archive, opts: DefragOptions, paths=None) -> tuple[list[Split], 
         chosen = list(files.values())
     splits, skipped = [], []
     for f in chosen:
-        if f.size > opts.max_file_bytes:
+        if f.meta.tier == "hot" and f.size > opts.max_file_bytes:
+            skipped.append({"paths": [f.rel], "reason": "hot-tier files are split once migrated to warm "
+                            "(a new part under live/ could collide with a collector's next part)"})
+        elif f.size > opts.max_file_bytes:
             splits.append(Split(f, math.ceil(f.size / opts.max_file_bytes),
                                 f"{f.size} bytes > MaxFileBytes {opts.max_file_bytes}"))
         elif paths:
@@ -391,7 +411,8 @@ def _merge_one(archive, m: Merge, opts: DefragOptions, actor, as_of) -> dict:
     params = {"min_file_size_bytes": opts.min_file_size_bytes, "max_files_per_merge": opts.max_files_per_merge,
               "max_file_age": opts.max_file_age, "codec": str(m.codec), "as_of": iso(as_of),
               "preserve_originals": opts.preserve_originals}
-    t = Transition(root, "compaction", [f.input_record() for f in m.inputs], params, actor=actor)
+    cls = _HotTransition if m.tier == "hot" else Transition
+    t = cls(root, "compaction", [f.input_record() for f in m.inputs], params, actor=actor)
     manifests = [f.manifest for f in m.inputs]
     expected = sum(int(f.manifest.get("event_count") or 0) for f in m.inputs)
     created: list[Path] = []
@@ -428,6 +449,23 @@ def _merge_one(archive, m: Merge, opts: DefragOptions, actor, as_of) -> dict:
         raise
     return {**m.describe(), "output": out, "transition_id": t.id, "bytes_after": manifest["size_bytes"],
             "events": manifest["event_count"]}
+
+
+class _HotTransition(Transition):
+    """A transition whose outputs replace hot files in place: its tmp files live under
+    ``_catalog/compaction-tmp/<id>/`` (same filesystem as ``live/``), out of reach of a
+    collector's recovery, which removes ``*.tmp`` and manifest-less files under the tier roots.
+    The output path is always an input's, so it is never a manifest-less file either."""
+
+    def tmp_path(self, out_rel: str) -> Path:
+        path = Path(self.root) / HOT_TMP_DIR / self.id[:8] / f"{out_rel}{TMP_MARK}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def _clean_hot_tmp(root: Path) -> None:
+    """After recover_transitions: what is left under compaction-tmp belongs to no decided transition."""
+    shutil.rmtree(root / HOT_TMP_DIR, ignore_errors=True)
 
 
 class _HotLock:
@@ -477,6 +515,7 @@ def _run_job(archive, res: _Figures, what: str, lock_timeout, plan, run_one, don
         if not res.dry_run:
             res.recovered = recover_transitions(archive.root)
             _clean_preserved(archive.root)
+            _clean_hot_tmp(archive.root)
         items, res.skipped = plan()
         try:
             for item in items:
@@ -501,6 +540,8 @@ def _run_job(archive, res: _Figures, what: str, lock_timeout, plan, run_one, don
                     res.preserved.append(f"{PRESERVED_DIR}/{done['transition_id']}")
         finally:
             hot.release()
+            if not res.dry_run:
+                _clean_hot_tmp(archive.root)
     if not res.dry_run:
         _sync(archive, res)
 
