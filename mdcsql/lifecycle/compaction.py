@@ -204,20 +204,23 @@ class SplitResult(_Figures):
 
 
 # ---- the tree ----------------------------------------------------------------------------------
-def sealed_files(archive, *, tiers=_TIERS) -> list[SealedFile]:
-    """Every sealed data file (a readable manifest beside it) of ``tiers``, from the tree."""
+def sealed_files(archive, *, tiers=_TIERS, unsealed: set | None = None) -> list[SealedFile]:
+    """Every sealed data file (a readable manifest beside it) of ``tiers``, from the tree.
+    ``unsealed``, when given, receives the (tier, key) of every file without a manifest."""
     from mdcsql.catalog.indexer import scan_tree
     from mdcsql.lifecycle.tiers import parse_any
     out = []
     scan = scan_tree(archive.root)
     for rel, (size, _mtime, manifest_mtime) in sorted(scan.files.items()):
-        if manifest_mtime is None:
-            continue
         try:
             meta = parse_any(rel, archive.layout)
         except ValueError:
             continue
         if meta.tier not in tiers:
+            continue
+        if manifest_mtime is None:
+            if unsealed is not None:
+                unsealed.add((meta.tier, meta.key))
             continue
         try:
             manifest = read_json(archive.root / (rel + MANIFEST_SUFFIX))
@@ -283,14 +286,22 @@ def plan_merges(archive, opts: DefragOptions, as_of=None) -> tuple[list[Merge], 
     as_of = parse_instant(as_of)
     cutoff = as_of - timedelta(seconds=opts.max_file_age_seconds)
     groups: dict[tuple, list[SealedFile]] = defaultdict(list)
-    files = sealed_files(archive)
+    unsealed: set = set()
+    files = sealed_files(archive, unsealed=unsealed)
     present = {f.rel for f in files}
     for f in files:
         if f.size < opts.min_file_size_bytes:
             groups[(f.meta.tier, f.format, f.meta.key)].append(f)
     merges, skipped = [], []
-    for (tier, fmt, _key), members in groups.items():
+    for (tier, fmt, key), members in groups.items():
         if len(members) < 2:
+            continue
+        if (tier, key) in unsealed:
+            # an unsealed (or half-sealed) file of the partition: the collector's recovery pairs it
+            # with its sealed part by part number, which a merge would take away
+            skipped.append({"paths": [f.rel for f in members],
+                            "reason": "the partition has a file without a manifest (being written, or left "
+                                      "by a crash): run mdcsql seal / mdcsql recover first"})
             continue
         members.sort(key=lambda f: (f.meta.part, f.rel))
         young = [f for f in members if f.sealed_at is None or f.sealed_at > cutoff]
