@@ -14,6 +14,7 @@ Sections (all in one run, one process, so the peers share the machine's state):
   spy         the archive-tier file of SPY trades 2013-10-07 against Lean's own zip (905,882 bytes)
 
 Run:  .venv/bin/python bench/tiers.py [--quick] [--json PATH] [--sections conversion,bytes,arctic,spy]
+                                     [--data ../shared/data] [--keep DIR]
 Needs the optional extra `bench` (arcticdb) for the arctic section; without it that section is
 skipped with a note. Prints a table; writes the JSON document to --json (default: stdout).
 """
@@ -50,9 +51,16 @@ from mdcsql.sources import lean                           # noqa: E402
 from mdcsql.sources.sim import SimSource                  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-LEAN = REPO.parent / "shared" / "data" / "lean" / "equity" / "usa" / "tick"
-SPY_ZIP = LEAN / "spy" / "20131007_trade.zip"
-LEAN_FILES = [SPY_ZIP, LEAN / "ibm" / "20131007_trade.zip", LEAN / "ibm" / "20131007_quote.zip"]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def _lean(data: Path) -> tuple[Path, list[Path]]:
+    """(SPY trade zip of 2013-10-07, the Lean tick files the bytes section replays)."""
+    tick = data / "lean" / "equity" / "usa" / "tick"
+    spy = tick / "spy" / "20131007_trade.zip"
+    return spy, [spy, tick / "ibm" / "20131007_trade.zip", tick / "ibm" / "20131007_quote.zip"]
+
+
 DESIGN_RATIOS = {"gzip-6": "5-8x", "zstd-12": "10-15x", "zstd-19": "15-20x"}
 DAY_NS = 86_400 * 10**9
 DAY0 = 19_726 * DAY_NS                     # 2024-01-03 (a Wednesday), UTC midnight
@@ -218,24 +226,25 @@ def _tier_sizes(root: Path, label: str) -> list[dict]:
     return rows
 
 
-def bench_bytes(tmp: Path, sim_events: int) -> dict:
+def bench_bytes(tmp: Path, sim_events: int, data: Path) -> dict:
     sim_root = tmp / "sim"
     archive = Archive.init(sim_root)
     collect(archive, [SimSource(["AAPL", "MSFT", "SPY"], limit=sim_events, seed=7, start_ns=DAY0 + OPEN_NS)])
     archive.close()
     rows = _tier_sizes(sim_root, f"simulator ({sim_events:,} events)")
     notes = []
-    if all(p.exists() for p in LEAN_FILES):
+    _, lean_files = _lean(data)
+    if all(p.exists() for p in lean_files):
         lean_root = tmp / "lean"
         archive = Archive.init(lean_root)
         writer = archive.writer("lean", root="historical")
-        for path in LEAN_FILES:
+        for path in lean_files:
             for _, table in lean.read(path):
                 writer.append_table(table)
         archive.close()
         rows += _tier_sizes(lean_root, "Lean SPY+IBM 2013-10-07 ticks")
     else:
-        notes.append(f"Lean sample files absent ({LEAN}): real-data rows skipped")
+        notes.append(f"Lean sample files absent under {data}: real-data rows skipped")
     return {"rows": rows, "notes": notes}
 
 
@@ -346,19 +355,20 @@ def bench_arctic(tmp: Path, symbols: int, days: int, per_day: int, runs: int) ->
 
 
 # ------------------------------------------------------------------------------------ (d) SPY archive
-def bench_spy(tmp: Path) -> dict:
-    if not SPY_ZIP.exists():
-        return {"skipped": f"{SPY_ZIP} is absent"}
+def bench_spy(tmp: Path, data: Path) -> dict:
+    spy_zip, _ = _lean(data)
+    if not spy_zip.exists():
+        return {"skipped": f"{spy_zip} is absent"}
     root = tmp / "spy"
     archive = Archive.init(root)
     writer = archive.writer("lean", root="historical")
-    for _, table in lean.read(SPY_ZIP):
+    for _, table in lean.read(spy_zip):
         writer.append_table(table)
     archive.close()
     [src] = _sealed(root, "Trade")
     dst = tmp / "spy-archive.parquet"
     res = convert([src], dst, "Trade", compression="zstd", level=19)
-    lean_bytes = SPY_ZIP.stat().st_size
+    lean_bytes = spy_zip.stat().st_size
     return {"trades": res.rows, "lean_zip_bytes": lean_bytes, "ours_bytes": res.size_bytes,
             "ratio": res.size_bytes / lean_bytes, "target": "<= 0.5", "met": res.size_bytes / lean_bytes <= 0.5,
             "bytes_per_trade": res.size_bytes / res.rows, "lean_bytes_per_trade": lean_bytes / res.rows,
@@ -412,6 +422,8 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes (a smoke run, not the figures)")
     ap.add_argument("--json", help="write the JSON document here instead of stdout")
     ap.add_argument("--sections", default="conversion,bytes,arctic,spy")
+    ap.add_argument("--data", type=Path, default=SHARED_DATA,
+                    help="the shared sample-data folder with the Lean ticks (default: ../shared/data)")
     ap.add_argument("--keep", help="build in this directory and keep it (default: a temporary one)")
     args = ap.parse_args(argv)
     sections = set(args.sections.split(","))
@@ -424,7 +436,7 @@ def main(argv=None) -> int:
         if "conversion" in sections:
             doc["conversion"] = bench_conversion(tmp, 100_000 if quick else 1_000_000)
         if "bytes" in sections:
-            doc["bytes"] = bench_bytes(tmp, 60_000 if quick else 600_000)
+            doc["bytes"] = bench_bytes(tmp, 60_000 if quick else 600_000, args.data)
         if "arctic" in sections:
             try:
                 import arcticdb
@@ -434,7 +446,7 @@ def main(argv=None) -> int:
             doc["arctic"] = (bench_arctic(tmp, 4, 2, 100_000, 15) if quick
                              else bench_arctic(tmp, 20, 5, 100_000, 31))
         if "spy" in sections:
-            doc["spy"] = bench_spy(tmp)
+            doc["spy"] = bench_spy(tmp, args.data)
     finally:
         if not args.keep:
             shutil.rmtree(tmp, ignore_errors=True)
