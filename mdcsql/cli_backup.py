@@ -60,7 +60,7 @@ def backup():
 @click.option("--target", type=click.Path(file_okay=False), help="Back up to this directory instead of the "
                                                                  "configured Storage.Backup.Targets.")
 @click.option("--dry-run", is_flag=True, help="Tell what would be copied; write nothing.")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON: a list, one object per target.")
 def run_cmd(root, target, dry_run, as_json):
     """Back ROOT up: copy new or changed files into the target's object store, write the backup's
     manifest, then prune to Storage.Backup.RetentionBackups.
@@ -83,7 +83,7 @@ def run_cmd(root, target, dry_run, as_json):
         docs = [r.to_dict() for r in results]
         for d in docs:
             d["next_run"] = upcoming.isoformat() if upcoming else None
-        _echo_json(docs if len(docs) != 1 else docs[0])
+        _echo_json(docs)
     else:
         for r in results:
             t = r.manifest["totals"]

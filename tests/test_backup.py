@@ -91,7 +91,9 @@ def manifest(target: Path, backup_id: str) -> dict:
 
 
 def run_json(root: Path, *args) -> dict:
-    return json.loads(mdcsql("backup", "run", root, *args, "--json").stdout)
+    (result,) = json.loads(mdcsql("backup", "run", root, *args, "--json").stdout)      # one target
+    assert result["ok"] and result["next_run"] is None or result["next_run"].startswith("20")
+    return result
 
 
 # ---------------------------------------------------------------------------------------------
@@ -114,6 +116,11 @@ def test_second_backup_copies_only_new_and_changed_files_and_restore_is_byte_ide
 
     collect(archive, DAYS[2])                          # a third day: new files, changed exports
     before = tree(archive)
+    (dry,) = json.loads(mdcsql("backup", "run", archive, "--target", target, "--dry-run", "--json").stdout)
+    assert dry["dry_run"] and len(list((target / "backups").glob("*.json"))) == 1
+    assert len(list((target / "objects").glob("*/*"))) == len(set(paths1.values()))
+    assert any(DAYS[2] in p for p in dry["would_copy"])
+    assert not any(DAYS[0] in p or DAYS[1] in p for p in dry["would_copy"])
     second = run_json(archive, "--target", target)
     m2 = manifest(target, second["id"])
     assert m2["parent"] == first["id"]

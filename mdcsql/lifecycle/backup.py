@@ -302,12 +302,16 @@ def _backup_one(archive, target: Target, patterns: Patterns, *, dry_run: bool, o
         for c in sel.files:
             prev = known.get(c.rel)
             sha = prev["sha256"] if prev and (prev["size"], prev["mtime_ns"]) == (c.size, c.mtime_ns) else c.known_sha
+            if dry_run and not sha:
+                try:
+                    sha = _hash_file(c.path)
+                except FileNotFoundError:
+                    continue
             if sha and target.has(sha):
                 reused += 1
             elif dry_run:
                 would_copy.append(c.rel)
                 new_bytes += c.size
-                sha = sha or _hash_file(c.path)
             else:
                 try:
                     put = target.put(c.path)
