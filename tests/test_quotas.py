@@ -198,7 +198,7 @@ def test_drop_oldest_deletes_oldest_non_critical_files_while_writing(archive_roo
     # keep writing until only Critical files are left: then DropOldest refuses
     with pytest.raises(QuotaExceededError) as err:
         _write(w, 400, first_seq=2000, ts0=START + 11 * DAY, etype="BboQuote")
-    assert "DropOldest found no sealed file" in str(err.value)
+    assert "DropOldest found no sealed file of a non-Critical type it may delete" in str(err.value)
     archive.close()
     trades_after = [e for e in stored_events(archive_root) if e["type"] == "Trade"]
     assert trades_after == trades_before                    # Critical data never deleted
@@ -363,3 +363,26 @@ def test_quota_records_are_mirrored_into_the_catalog_and_rebuilt(archive_root):
     with archive.catalog() as cat:
         assert cat.execute("SELECT kind, scope, dimension, limit_value FROM quota_events").rows == events
         assert cat.execute("SELECT kind, symbol FROM integrity_alerts ORDER BY seq").rows == alerts
+
+
+def test_cleanup_skips_held_files_and_records_why(archive_root):
+    from mdcsql.lifecycle.holds import add_hold
+    archive = _init(archive_root, {"PerSource": {"alpaca": {"MaxBytes": 4000, "Enforcement": "DropOldest"}}},
+                    Compress=False, Policies={"Trade": {"Classification": "Standard"}})
+    w = archive.writer("alpaca")
+    for day in range(2):
+        _write(w, 10, first_seq=day * 10 + 1, ts0=START + day * DAY)
+    archive.close()
+    held = "live/AAPL/Trade/2024-01-15~alpaca~equity.jsonl"
+    add_hold(archive_root, "case-1", reason="litigation", paths=[held])
+    archive = Archive.open(archive_root)
+    w = archive.writer("alpaca")
+    _write(w, 8, first_seq=100, ts0=START + 2 * DAY)
+    archive.close()
+    assert (archive_root / held).exists()                              # held: never deleted
+    assert not (archive_root / "live/AAPL/Trade/2024-01-16~alpaca~equity.jsonl").exists()
+    kinds = [(e["kind"], e.get("path")) for e in quota_events(archive_root)]
+    assert ("drop_skipped", held) in kinds
+    assert ("dropped", "live/AAPL/Trade/2024-01-16~alpaca~equity.jsonl") in kinds
+    skipped = next(e for e in quota_events(archive_root) if e["kind"] == "drop_skipped")
+    assert "case-1" in skipped["error"]

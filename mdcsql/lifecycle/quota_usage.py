@@ -270,7 +270,8 @@ class WriteLimits:
         if first:
             log_event(self.root, "refused", limit, dim, usage=used, day=day_note, event=what)
         unit = {"bytes": "bytes", "files": "files", "events": f"events on {day_note}"}[dim]
-        why = (" and DropOldest found no sealed file of a non-Critical type left to delete"
+        why = (" and DropOldest found no sealed file of a non-Critical type it may delete (held and "
+               "WORM-locked files are kept)"
                if enforcement == "DropOldest" and dim != "events" else "")
         raise QuotaExceededError(
             f"quota exceeded: {limit.label} {DIMENSIONS[dim]} is {cap} {unit} ({enforcement}); usage "
@@ -346,8 +347,18 @@ def build_write_limits(archive) -> WriteLimits | None:
         return None
     usage, candidates = Usage(), []
     if plan.configured:
-        with archive.catalog() as cat:
+        with _catalog_for_snapshot(archive) as cat:
             usage = Usage.from_catalog(cat)
             if plan.has_drop_oldest:
                 candidates = load_candidates(cat, settings)
     return WriteLimits(archive.root, settings, plan, usage, candidates)
+
+
+def _catalog_for_snapshot(archive):
+    """The catalog for the start-up snapshot: read-write briefly, or read-only beside readers that
+    hold it (an analyst's shell must not keep a collector from starting)."""
+    from mdcsql.errors import ArchiveLockedError
+    try:
+        return archive.catalog(timeout=2.0)
+    except ArchiveLockedError:
+        return archive.catalog(read_only=True, timeout=10.0)
