@@ -20,6 +20,8 @@ run: $(STAMP)
 	$(BIN)/mdcsql session list $(DATA)
 	$(BIN)/mdcsql catalog stats $(DATA)
 	$(BIN)/mdcsql verify $(DATA)
+	$(BIN)/mdcsql policy explain $(DATA) --changes-only
+	$(BIN)/mdcsql capacity $(DATA) --horizon 30d
 	$(BIN)/mdcsql sql $(DATA) "SELECT symbol, count(*) AS trades, min(price) AS low, max(price) AS high, max(ts) AS last_trade FROM trades GROUP BY symbol ORDER BY symbol"
 
 ## test: the whole suite (crash loops included)

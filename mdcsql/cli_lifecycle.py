@@ -44,9 +44,14 @@ def policy_explain(root, as_of, as_json, changes_only):
     if as_json:
         _echo_json({"as_of": p.as_of.isoformat(), "decisions": [d.to_dict() for d in decisions]})
         return
-    _table(["path", "tier", "action", "to", "age (d)", "reason"],
-           [[d.path, d.tier, d.action, d.target_tier or "", "" if d.age_days is None else f"{d.age_days:.1f}",
-             d.reason] for d in decisions], title=f"policy decisions as of {p.as_of.isoformat()}")
+    if decisions:
+        _table(["path", "tier", "action", "to", "age (d)", "reason"],
+               [[d.path, d.tier, d.action, d.target_tier or "", "" if d.age_days is None else f"{d.age_days:.1f}",
+                 d.reason] for d in decisions], title=f"policy decisions as of {p.as_of.isoformat()}")
+    elif p.decisions:
+        reasons = Counter(d.reason.split(":")[0] for d in p.decisions)
+        click.echo(f"no file would change as of {p.as_of.isoformat()}; most common reason: "
+                   f"{reasons.most_common(1)[0][0]}")
     counts = Counter(d.action for d in p.decisions)
     click.echo(", ".join(f"{n} {a}" for a, n in sorted(counts.items())) or "no files")
 
