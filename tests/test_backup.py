@@ -383,3 +383,27 @@ def test_every_tier_is_backed_up_and_restored_with_a_mounted_tier_directory(tmp_
             assert sha(dest / p) == sha(root / p), p
     assert views_digest(dest) == views_digest(root)
     assert mdcsql("verify", dest).returncode == 0
+
+
+def test_a_transition_a_crash_left_half_done_is_finished_before_the_backup(tmp_path):
+    """tier migrate killed after its swap: both copies exist; the backup (under the lifecycle lock)
+    rolls the transition forward first, so it holds each file once and restores a consistent tree."""
+    root, target = tmp_path / "arch", tmp_path / "bk"
+    cfg = tmp_path / "tiers.json"
+    cfg.write_text(json.dumps({"Storage": {"Tiering": {"Enabled": True}}}))
+    mdcsql("init", root, "--config", cfg)
+    collect(root, DAYS[0], events=1000)
+    env = {**python_env(), "MDCSQL_FAULT": "after_swap"}
+    proc = subprocess.run([PYTHON, "-m", "mdcsql", "tier", "migrate", str(root), "--as-of", "2024-04-15"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert list((root / "_catalog" / "transitions").glob("*.json"))         # decided, not finished
+    paths = {f["path"] for f in manifest(target, run_json(root, "--target", target)["id"])["files"]}
+    assert not [p for p in paths if p.startswith("_catalog/transitions/")]
+    stems = [p.removeprefix("cold/").rsplit("~", 1)[0] for p in paths
+             if p.startswith(("live/", "cold/")) and p.endswith((".jsonl.gz", ".parquet"))]
+    assert len(stems) == len(set(stems)) == 8 and any(p.startswith("cold/") for p in paths)
+    dest = tmp_path / "restored"
+    mdcsql("backup", "restore", "--target", target, "latest", dest)
+    assert views_digest(dest) == views_digest(root)
+    assert mdcsql("verify", dest).returncode == 0

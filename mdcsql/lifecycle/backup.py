@@ -291,7 +291,13 @@ def run_backup(archive, *, target: str | Path | None = None, dry_run: bool = Fal
 
 def _backup_one(archive, target: Target, patterns: Patterns, *, dry_run: bool, on_progress, now: datetime,
                 keep: int) -> BackupResult:
-    with target:
+    """One target. Holds the archive's lifecycle lock throughout: no migration, compaction or
+    retention moves files under the backup, and a transition a crash left half-done is finished
+    first, so the backup is a consistent picture of every tier."""
+    from mdcsql.lifecycle.transition import lifecycle_lock, recover_transitions
+    with target, lifecycle_lock(archive.root, what="backup"):
+        if not dry_run:
+            recover_transitions(archive.root)
         previous = target.manifests()
         parent = previous[-1] if previous else None
         known = {f["path"]: f for f in parent["files"]} if parent else {}
