@@ -120,6 +120,12 @@ def list_cmd(root, target, as_json):
     if as_json:
         _echo_json([{k: v for k, v in d.items() if k != "files"} for d in docs])
         return
+    if root:
+        from mdcsql.lifecycle.backup import next_run
+        cfg = _archive(root).settings.storage.backup
+        if cfg and cfg.schedule:
+            click.echo(f"schedule {cfg.schedule} (UTC): next run {next_run(cfg.schedule).isoformat()}"
+                       + ("; Enabled is false: the scheduler will not run it" if cfg.enabled is False else ""))
     cols = ["id", "created_at", "files", "bytes", "new_objects", "new_bytes", "skipped", "parent"]
     _table(cols, [[d["id"], d["created_at"], d["totals"]["files"], d["totals"]["bytes"], d["totals"]["new_objects"],
                    d["totals"]["new_bytes"], d["totals"]["skipped"], d["parent"] or ""] for d in docs],

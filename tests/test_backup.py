@@ -194,6 +194,7 @@ def test_retention_prunes_old_backups_but_no_object_a_kept_backup_needs(tmp_path
     first_day = [f for f in manifest(target, kept[0])["files"] if DAYS[0] in f["path"]]
     assert first_day and all(f["sha256"] in stored for f in first_day)   # day 1 is in both kept backups
     assert mdcsql("backup", "verify", "--root", root).returncode == 0
+    assert "schedule 0 0 * * * (UTC): next run " in mdcsql("backup", "list", "--root", root).stdout
     # the catalog mirrors the log: three backups, the first pruned; a rebuild gives the same rows
     q = "SELECT backup_id, state, parent FROM backups ORDER BY created_at"
     rows = json.loads(mdcsql("sql", root, q, "--format", "json").stdout)
