@@ -239,3 +239,21 @@ def test_a_tier_with_its_own_path_is_mounted_into_the_tree(tmp_path):
     migrate(archive, as_of=at(12))
     assert (archive.root / "cold").is_symlink() and list(cold.rglob("*.parquet"))
     assert view_checks(archive) == before
+
+
+def test_a_collector_starting_after_a_killed_migration_finishes_it_and_loses_nothing(week, tmp_path):
+    """The collector's own crash recovery must not take a transition's tmp outputs for debris."""
+    archive = copy_of(week, tmp_path)
+    before = view_checks(archive)
+    env = {**python_env(), "MDCSQL_FAULT": "after_journal"}
+    proc = subprocess.run([PYTHON, "-m", "mdcsql", "tier", "migrate", str(archive.root), "--as-of", "2024-01-09"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == -9
+    assert list((archive.root / CATALOG_DIR / "transitions").glob("*.json"))
+    rec = subprocess.run([PYTHON, "-m", "mdcsql", "recover", str(archive.root)], capture_output=True, text=True,
+                         env=python_env(), timeout=300)
+    assert rec.returncode == 0, rec.stderr
+    assert not list((archive.root / CATALOG_DIR / "transitions").glob("*.json"))
+    archive = Archive.open(archive.root)
+    archive.sync_catalog(timeout=60)
+    assert view_checks(archive) == before

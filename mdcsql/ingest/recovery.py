@@ -68,10 +68,28 @@ def _data_files(root: Path):
                 yield Path(dirpath) / name
 
 
-def _finish_interrupted_seals(root: Path, layout: Layout, report: RecoveryReport) -> None:
+def _lifecycle_first(root: Path) -> set[str]:
+    """Finish interrupted lifecycle transitions (compaction, migration) before the seal recovery
+    looks at the tree: their outputs are legitimately ``*.lc.tmp`` or without a manifest for a
+    moment. If a lifecycle job is running right now, leave its files alone: returns the paths
+    (relative) its journals name, which the seal recovery must not touch."""
+    from mdcsql.lifecycle.transition import TMP_MARK, lifecycle_lock, pending_paths, recover_transitions
+    from mdcsql.errors import MdcsqlError
+    try:
+        with lifecycle_lock(root, what="collector recovery", timeout=0):
+            recover_transitions(root)
+            return set()
+    except MdcsqlError:
+        return pending_paths(root) | {TMP_MARK}
+
+
+def _finish_interrupted_seals(root: Path, layout: Layout, report: RecoveryReport,
+                              keep: set[str] = frozenset()) -> None:
     hot_by_part: dict[tuple, Path] = {}
     sealed_by_part: dict[tuple, Path] = {}
     for path in list(_data_files(root)):
+        if keep and (path.name.endswith(".lc.tmp") or path.relative_to(root).as_posix() in keep):
+            continue          # a running lifecycle job's file (see _lifecycle_first)
         if path.name.endswith(TMP_SUFFIX):
             path.unlink()
             report.tmp_removed += 1
@@ -173,7 +191,8 @@ def recover(root: Path, layout: Layout) -> RecoveryReport:
     root = Path(root)
     wal_dir = root / WAL_DIR
     report = RecoveryReport()
-    _finish_interrupted_seals(root, layout, report)
+    pending = _lifecycle_first(root)
+    _finish_interrupted_seals(root, layout, report, keep=pending)
     ckpt = Checkpoint.load(wal_dir)
     frames, torn, end_lsn = read_frames(wal_dir, ckpt.lsn)
     if torn is not None:

@@ -33,7 +33,7 @@ from mdcsql.ingest.seal import MANIFEST_SUFFIX, manifest_path
 from mdcsql.layout import CATALOG_DIR
 from mdcsql.lifecycle import journal
 
-__all__ = ["Transition", "recover_transitions", "lifecycle_lock", "TRANSITIONS_DIR", "TMP_MARK"]
+__all__ = ["Transition", "recover_transitions", "lifecycle_lock", "pending_paths", "TRANSITIONS_DIR", "TMP_MARK"]
 
 TRANSITIONS_DIR = f"{CATALOG_DIR}/transitions"
 #: temporary outputs are named ``<final name>.<id8>.lc.tmp`` (the indexer and globs skip them)
@@ -238,6 +238,21 @@ def recover_transitions(root: Path) -> dict:
                         _unlink(p)
                         removed += 1
     return {"finished": finished, "tmp_removed": removed}
+
+
+def pending_paths(root: Path) -> set[str]:
+    """Every path (outputs, their tmp names, inputs) named by a journal not yet finished."""
+    out: set[str] = set()
+    jdir = Path(root) / TRANSITIONS_DIR
+    for jpath in jdir.glob("*.json") if jdir.is_dir() else ():
+        try:
+            doc = read_json(jpath)
+        except (OSError, ValueError):
+            continue
+        out.update(o["path"] for o in doc.get("outputs", ()))
+        out.update(o["tmp"] for o in doc.get("outputs", ()))
+        out.update(doc.get("delete", ()))
+    return out
 
 
 def _tmp_bases(root: Path):
