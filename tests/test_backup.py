@@ -408,3 +408,20 @@ def test_a_transition_a_crash_left_half_done_is_finished_before_the_backup(tmp_p
     mdcsql("backup", "restore", "--target", target, "latest", dest)
     assert views_digest(dest) == views_digest(root)
     assert mdcsql("verify", dest).returncode == 0
+
+
+def test_a_sealed_file_that_differs_from_its_manifest_is_backed_up_as_found_and_reported(archive, tmp_path):
+    bad = archive / "live" / "MSFT" / "Trade" / f"{DAYS[1]}~sim~equity.jsonl.gz"
+    raw = bytearray(bad.read_bytes())
+    raw[-10] ^= 0xFF                                          # bit rot: same size, other bytes
+    bad.write_bytes(bytes(raw))
+    proc = mdcsql("backup", "run", archive, "--target", tmp_path / "bk", "--json", check=False)
+    assert proc.returncode == 1
+    assert f"problem: " not in proc.stdout
+    (res,) = json.loads(proc.stdout)
+    rel = bad.relative_to(archive).as_posix()
+    assert [p["path"] for p in res["problems"]] == [rel] and "differs from its sealed manifest" in res["problems"][0]["problem"]
+    entry = next(f for f in manifest(tmp_path / "bk", res["id"])["files"] if f["path"] == rel)
+    assert entry["sha256"] == sha(bad)                        # what the tree holds, so a restore is faithful
+    proc = mdcsql("backup", "run", archive, "--target", tmp_path / "bk", check=False)
+    assert proc.returncode == 1 and f"problem: {rel}: sha256" in proc.stderr   # reported again, not hidden by reuse

@@ -119,7 +119,18 @@ class Candidate:
     path: Path
     size: int
     mtime_ns: int
-    known_sha: str | None = None      # from the sealed sidecar manifest
+    sidecar: Path | None = None       # a sealed data file's manifest (read only when needed)
+
+    def sealed_sha(self) -> str | None:
+        """The sealed manifest's sha256 when its recorded size matches the file's."""
+        if self.sidecar is None:
+            return None
+        try:
+            doc = json.loads(self.sidecar.read_bytes())
+        except (OSError, ValueError):
+            return None
+        sha = doc.get("sha256") if isinstance(doc, dict) else None
+        return sha if isinstance(sha, str) and doc.get("size_bytes") == self.size else None
 
 
 @dataclass
@@ -161,16 +172,6 @@ def _ignored(rel: str) -> bool:
             or name.endswith(".lock"))
 
 
-def _sidecar_sha(path: Path, size: int) -> str | None:
-    """The sealed manifest's sha256 when its recorded size matches the file's."""
-    try:
-        doc = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    sha = doc.get("sha256") if isinstance(doc, dict) else None
-    return sha if isinstance(sha, str) and doc.get("size_bytes") == size else None
-
-
 def select_files(root: Path, patterns: Patterns) -> Selection:
     """What a backup of ``root`` holds, decided from the tree alone."""
     root = Path(root)
@@ -201,8 +202,7 @@ def select_files(root: Path, patterns: Patterns) -> Selection:
                 mst = sidecar.stat(follow_symlinks=False)
             except FileNotFoundError:
                 continue
-            sel.files.append(Candidate(rel, Path(entry.path), st.st_size, st.st_mtime_ns,
-                                       _sidecar_sha(Path(sidecar.path), st.st_size)))
+            sel.files.append(Candidate(rel, Path(entry.path), st.st_size, st.st_mtime_ns, Path(sidecar.path)))
             sel.files.append(Candidate(rel + MANIFEST_SUFFIX, Path(sidecar.path), mst.st_size, mst.st_mtime_ns))
         elif rel in _ALWAYS or not patterns.excluded(rel):
             sel.files.append(Candidate(rel, Path(entry.path), st.st_size, st.st_mtime_ns))
@@ -301,13 +301,15 @@ def _backup_one(archive, target: Target, patterns: Patterns, *, dry_run: bool, o
         previous = target.manifests()
         parent = previous[-1] if previous else None
         known = {f["path"]: f for f in parent["files"]} if parent else {}
+        known_problems = {p["path"]: p for p in parent.get("problems", ())} if parent else {}
         sel = select_files(archive.root, patterns)
         total, done = sel.bytes, 0
         files, problems, skipped, would_copy = [], [], list(sel.skipped), []
         new_objects = new_bytes = reused = 0
         for c in sel.files:
             prev = known.get(c.rel)
-            sha = prev["sha256"] if prev and (prev["size"], prev["mtime_ns"]) == (c.size, c.mtime_ns) else c.known_sha
+            unchanged = prev and (prev["size"], prev["mtime_ns"]) == (c.size, c.mtime_ns)
+            sha = prev["sha256"] if unchanged else c.sealed_sha()
             if dry_run and not sha:
                 try:
                     sha = _hash_file(c.path)
@@ -315,6 +317,8 @@ def _backup_one(archive, target: Target, patterns: Patterns, *, dry_run: bool, o
                     continue
             if sha and target.has(sha):
                 reused += 1
+                if unchanged and c.rel in known_problems:        # still as found last time: say so again
+                    problems.append(known_problems[c.rel])
             elif dry_run:
                 would_copy.append(c.rel)
                 new_bytes += c.size
@@ -322,11 +326,12 @@ def _backup_one(archive, target: Target, patterns: Patterns, *, dry_run: bool, o
                 try:
                     put = target.put(c.path)
                 except FileNotFoundError:
-                    skipped.append({"path": c.rel, "reason": "vanished during the backup (moved by a tier migration?)"})
+                    skipped.append({"path": c.rel, "reason": "vanished during the backup (removed by hand?)"})
                     continue
-                if c.known_sha and put.sha256 != c.known_sha:
+                sealed = c.sealed_sha() if unchanged else sha
+                if sealed and put.sha256 != sealed:
                     problems.append({"path": c.rel, "problem": f"sha256 {put.sha256} differs from its sealed "
-                                                               f"manifest's {c.known_sha} (backed up as found)"})
+                                                               f"manifest's {sealed} (backed up as found)"})
                 sha, c.size = put.sha256, put.size
                 new_objects += put.copied
                 new_bytes += put.size if put.copied else 0
