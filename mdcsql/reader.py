@@ -280,9 +280,11 @@ class Reader:
         return table
 
     def _read_files(self, type_, symbol, files, lo, hi, schema, names) -> pa.Table:
-        need = list(dict.fromkeys([*names, "ts", "seq", "source"]))   # sort keys always read
         parts = []
         jsonl = [f for f in files if not f.parquet]
+        single = len(files) == 1 and not jsonl and self._footer(files[0]).sorted_ts_seq
+        # the sort keys are read unless one sorted file answers alone (a symbol-day's usual case)
+        need = names if single else list(dict.fromkeys([*names, "ts", "seq", "source"]))
         if jsonl:
             for f in jsonl:
                 if not os.path.exists(f.abspath):

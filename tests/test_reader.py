@@ -148,6 +148,10 @@ def test_parquet_row_groups_are_pruned_by_ts_statistics(tree):
     got = reader.read("Trade", "AAPL", lo, hi, source="sim")
     assert got.column("seq").to_pylist() == list(range(26, 36))
     assert got.equals(_view(tree, "trades", "AAPL", lo, hi, source="sim"))
+    narrow = reader.read("Trade", "AAPL", lo, hi, source="sim", columns=["price", "size"])  # ts read, dropped
+    assert narrow.equals(got.select(["price", "size"]))
+    assert reader.read("Trade", "AAPL", columns=["symbol", "seq"]).equals(
+        _view(tree, "trades", "AAPL", *_bounds(None, None)).select(["symbol", "seq"]))
 
 
 def test_boundaries_are_half_open(tree):
@@ -261,8 +265,9 @@ def test_millisecond_parquet_statistics_are_scaled_to_nanoseconds(tmp_path):
     assert got.equals(_view(root, "trades", "AAPL", lo, hi))
 
 
+@pytest.mark.parametrize("big", [True, False])
 @pytest.mark.parametrize("precision, scale", [(9, 0), (9, 2), (18, 0), (18, 7), (18, 18)])
-def test_decimal_widening_is_exact_for_negatives_nulls_and_slices(precision, scale):
+def test_decimal_widening_is_exact_for_negatives_nulls_and_slices(precision, scale, big):
     """The fast int64 -> 128-bit rescale equals Arrow's checked cast, value for value."""
     from decimal import Decimal
 
@@ -271,7 +276,9 @@ def test_decimal_widening_is_exact_for_negatives_nulls_and_slices(precision, sca
     from mdcsql.reader_parquet import widen_decimal
     rng = np.random.default_rng(precision * 100 + scale)
     top = 10 ** precision - 1
-    unscaled = [int(v) for v in rng.integers(-top, top, 500, endpoint=True)] + [top, -top, 0, 1, -1]
+    small = min(top, 99_999)          # prices and sizes of real feeds: the multiply-and-shift path
+    unscaled = ([int(v) for v in rng.integers(-top, top, 500, endpoint=True)] + [top, -top, 0, 1, -1]
+                if big else [int(v) for v in rng.integers(-small, small, 500, endpoint=True)])
     values = [None if i % 7 == 3 else Decimal(v).scaleb(-scale) for i, v in enumerate(unscaled)]
     arr = pa.array(values, pa.decimal128(precision, scale))
     target = pa.decimal128(38, 18)
