@@ -419,8 +419,8 @@ from mdcsql.cli_archive import archive  # noqa: E402
 cli.add_command(hold); cli.add_command(rm); cli.add_command(archive)
 
 
-from mdcsql.cli_lifecycle import policy, retention, tier  # noqa: E402
-cli.add_command(policy); cli.add_command(tier); cli.add_command(retention)
+from mdcsql.cli_lifecycle import lifecycle, policy, retention, tier  # noqa: E402
+cli.add_command(policy); cli.add_command(tier); cli.add_command(retention); cli.add_command(lifecycle)
 
 
 from mdcsql.cli_quota import quota  # noqa: E402

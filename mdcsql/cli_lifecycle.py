@@ -160,3 +160,43 @@ def retention(root, as_of, dry_run, as_json):
         click.echo(f"{len(report['deleted'])} file(s) {verb}, {report['bytes']:,} bytes; "
                    f"{len(report['protected'])} protected")
     sys.exit(EXIT_OK)
+
+
+@click.group()
+def lifecycle():
+    """The whole lifecycle job: retention, quotas, tier migration, compaction, WORM locks."""
+
+
+@lifecycle.command("run")
+@click.argument("root", type=_ROOT)
+@_as_of_option
+@click.option("--dry-run", is_flag=True, help="Show what every step would do; change nothing.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=1, help="Migration steps at once.")
+@click.option("--json", "as_json", is_flag=True)
+def lifecycle_run(root, as_of, dry_run, parallel, as_json):
+    """Run every lifecycle step in order (what a nightly schedule calls): finish interrupted
+    transitions, retention, quota clean-up, tier migration, compaction, WORM locks."""
+    from mdcsql.lifecycle.job import run_lifecycle
+    report = run_lifecycle(_archive(root), as_of=_instant(as_of), dry_run=dry_run, parallel=parallel)
+    if as_json:
+        _echo_json(report)
+        return
+    for s in report["steps"]:
+        click.echo(f"{s['step']:>9}: " + _summary(s))
+
+
+def _summary(s: dict) -> str:
+    name = s["step"]
+    if name == "recover":
+        return f"{s['finished']} interrupted transition(s) finished, {s['tmp_removed']} tmp file(s) removed"
+    if name == "retention":
+        return f"{len(s['deleted'])} file(s) deleted ({s['bytes']:,} bytes), {len(s['protected'])} protected"
+    if name == "migrate":
+        return (f"{len(s['planned'])} step(s) planned, {s['steps_done']} done, {s['steps_failed']} failed, "
+                f"{s['events']:,} events")
+    if name == "compact":
+        return f"{s.get('files_processed', 0)} file(s) merged into {s.get('files_created', 0)}"
+    if name == "worm":
+        return f"{len(s['locked'])} file(s) locked"
+    keys = [k for k in s if k != "step"][:4]
+    return ", ".join(f"{k}={s[k] if not isinstance(s[k], (list, dict)) else len(s[k])}" for k in keys)

@@ -257,3 +257,41 @@ def test_a_collector_starting_after_a_killed_migration_finishes_it_and_loses_not
     archive = Archive.open(archive.root)
     archive.sync_catalog(timeout=60)
     assert view_checks(archive) == before
+
+
+def test_per_type_compression_of_a_tier_overrides_the_tiers_codec(tmp_path):
+    policies = json.loads(json.dumps(POLICIES["Policies"]))
+    policies["BboQuote"]["Compression"] = {"Warm": "zstd-3", "Cold": "snappy"}
+    archive = build(tmp_path / "a", days=3, extra={"Policies": policies})
+    before = view_checks(archive)
+    migrate(archive, as_of=at(5))           # BboQuote: hot -> warm, Trade: hot -> warm
+    with archive.catalog(read_only=True) as cat:
+        codecs = dict(cat.execute("SELECT type, list_distinct(list(codec)) FROM files WHERE tier = 'warm' "
+                                  "GROUP BY type").rows)
+    assert codecs == {"BboQuote": ["zstd"], "Trade": ["gzip"]}
+    migrate(archive, as_of=at(10))
+    with archive.catalog(read_only=True) as cat:
+        cold = dict(cat.execute("SELECT type, any_value(codec) FROM files WHERE tier = 'cold' GROUP BY type").rows)
+    assert cold == {"BboQuote": "snappy", "Trade": "zstd"}
+    assert view_checks(archive) == before
+
+
+def test_lifecycle_run_does_every_step_in_order(week, tmp_path):
+    archive = copy_of(week, tmp_path)
+    before = view_checks(archive)
+    dry = subprocess.run([PYTHON, "-m", "mdcsql", "lifecycle", "run", str(archive.root), "--as-of", "2024-01-30",
+                          "--dry-run", "--json"], capture_output=True, text=True, env=python_env(), timeout=300)
+    assert dry.returncode == 0, dry.stderr
+    steps = [s["step"] for s in json.loads(dry.stdout)["steps"]]
+    assert steps == ["recover", "retention", "quotas", "migrate", "compact"]
+    assert view_checks(archive) == before
+    out = subprocess.run([PYTHON, "-m", "mdcsql", "lifecycle", "run", str(archive.root), "--as-of", "2024-01-30"],
+                         capture_output=True, text=True, env=python_env(), timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "retention:" in out.stdout and "migrate:" in out.stdout
+    archive = Archive.open(archive.root)
+    with archive.catalog(read_only=True) as cat:
+        left = dict(cat.execute("SELECT type, list_distinct(list(tier)) FROM files GROUP BY type").rows)
+    # at day 29: BboQuote and Heartbeat (no archive tier) are gone, Trade is archived (its ISO week is over)
+    assert left == {"Trade": ["archive"]}
+    assert view_checks(archive)["trades"] == before["trades"]

@@ -126,7 +126,7 @@ def plan(archive, *, as_of: datetime, rows: list[dict] | None = None) -> Plan:
     for d in decisions:
         row = by_path[d.path]
         if d.action == "migrate" and d.target_tier in ("warm", "cold"):
-            spec = specs[d.target_tier]
+            spec = target_spec(archive.settings, d.type, d.target_tier)
             meta = parse_any(d.path, archive.layout)
             codec = "parquet" if spec.is_parquet else spec.codec
             part = meta.part
@@ -265,10 +265,26 @@ def _granularity(out_rel: str, archive) -> str:
     return archive.layout.partition
 
 
+def target_spec(settings, type_: str, tier: str):
+    """The tier's spec with the codec of ``Storage.Policies.<type>.Compression.<tier>`` when set
+    (the design's "Compression Policy Matrix" per event type)."""
+    from dataclasses import replace
+    from mdcsql.lifecycle.codecs import parse_codec
+    from mdcsql.lifecycle.policy import effective_policies
+    spec = tier_specs(settings)[tier]
+    wanted = effective_policies(settings, [type_])[type_].compression.get(tier)
+    if not wanted:
+        return spec
+    c = parse_codec(wanted, tier=tier, for_format="parquet" if spec.is_parquet else "jsonl")
+    return replace(spec, codec=c.codec, level=c.level,
+                   format=spec.format if spec.is_parquet else {"none": "jsonl", "gzip": "jsonl.gz",
+                                                               "zstd": "jsonl.zst"}[c.codec])
+
+
 def run_step(archive, step: Step, *, as_of) -> Transition:
     """Write, verify and commit one step (see :class:`Transition`)."""
     from mdcsql.ingest.integrity import verify_on_read
-    spec = tier_specs(archive.settings)[step.target_tier]
+    spec = target_spec(archive.settings, step.type, step.target_tier)
     root = archive.root
     for r in step.inputs:         # the design's VerifyOnRead: never convert bytes that rotted
         verify_on_read(root, r["path"], settings=archive.settings, etype=r["type"])
