@@ -51,3 +51,12 @@ def test_manifest_example_in_ingest_doc_has_the_real_keys(tmp_path):
     (manifest,) = archive.seal()
     archive.close()
     assert list(example) == list(manifest)
+
+
+def test_every_catalog_table_is_documented_in_catalog_md():
+    import re
+    from mdcsql.sql import list_sql, load_sql
+    text = (Path(__file__).parent.parent / "docs" / "catalog.md").read_text()
+    tables = {m for rel in list_sql("migrations") for m in re.findall(r"CREATE TABLE (\w+)", load_sql(rel))}
+    missing = sorted(t for t in tables if f"`{t}`" not in text and f"{t}(" not in text)
+    assert not missing, f"tables missing from docs/catalog.md: {missing}"
