@@ -35,6 +35,7 @@ class Archive:
         self._ingestor: Ingestor | None = None
         self._syncer: CatalogSyncer | None = None
         self._gate = None            # mdcsql.registry.WriteGate, built with the write path
+        self._reloader = None        # mdcsql.lifecycle.policy_reload.PolicyReloader, with the write path
 
     # ---- creating and opening ---------------------------------------------------------------
     @classmethod
@@ -62,12 +63,20 @@ class Archive:
     @classmethod
     def open(cls, root) -> "Archive":
         root = Path(root).resolve()
-        config_path = root / CATALOG_DIR / CONFIG_FILE
-        if not config_path.exists():
-            raise NotFoundError(f"{root} is not an mdcsql archive (no {CATALOG_DIR}/{CONFIG_FILE}); "
-                                f"create it with: mdcsql init {root}")
-        doc = json.loads(config_path.read_text())
-        return cls(root, settings_from_dict(doc))
+        return cls(root, read_settings(root))
+
+    def reload_settings(self) -> bool:
+        """Re-read ``_catalog/config.json`` (a long-lived process); True when the settings changed.
+        Layout settings take effect only in a new process. A running collector's write path
+        reloads its policies by itself (mdcsql.lifecycle.policy_reload).
+
+        :raises ConfigError: the file is not valid JSON or a setting is bad (nothing changes).
+        """
+        settings = read_settings(self.root)
+        if settings.to_dict() == self.settings.to_dict():
+            return False
+        self.settings = settings
+        return True
 
     # ---- the write path ---------------------------------------------------------------------
     def ingestor(self) -> Ingestor:
@@ -92,6 +101,9 @@ class Archive:
                 resolve_symbol=gate.resolve_symbol, admit=gate.admit, limits=limits)
             self._syncer = CatalogSyncer(self)
             self._syncer.start()
+            from mdcsql.lifecycle.policy_reload import PolicyReloader
+            self._reloader = PolicyReloader(self, self._ingestor)   # config changes, within a second
+            self._reloader.start()
         return self._ingestor
 
     def writer(self, source: str, *, root: str = "live", asset_class: str = "equity") -> "Writer":
@@ -124,6 +136,7 @@ class Archive:
 
     def close(self, *, seal: bool = True) -> None:
         if self._ingestor is not None:
+            self._reloader.stop()
             try:
                 self._ingestor.close(seal=seal)
             finally:
@@ -180,6 +193,22 @@ class Archive:
             return True
         lock.release()
         return False
+
+
+def read_settings(root: Path) -> Settings:
+    """The settings in ``<root>/_catalog/config.json``.
+
+    :raises NotFoundError: not an archive. :raises ConfigError: not JSON, or a bad setting.
+    """
+    config_path = Path(root) / CATALOG_DIR / CONFIG_FILE
+    if not config_path.exists():
+        raise NotFoundError(f"{root} is not an mdcsql archive (no {CATALOG_DIR}/{CONFIG_FILE}); "
+                            f"create it with: mdcsql init {root}")
+    try:
+        doc = json.loads(config_path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"{config_path}: not valid JSON ({exc})") from None
+    return settings_from_dict(doc)
 
 
 class CatalogSyncer(threading.Thread):
@@ -281,9 +310,9 @@ class Writer:
         return self.ingestor.append_many(events, root=self.root, asset_class=self.asset_class,
                                          source=self.source, normalized=normalized)
 
-    def append_table(self, table, *, type: str | None = None) -> int:
+    def append_table(self, table, *, type: str | None = None, on_refused=None) -> int:
         return self.ingestor.append_table(table, root=self.root, asset_class=self.asset_class,
-                                          type=type, source=self.source)
+                                          type=type, source=self.source, on_refused=on_refused)
 
     def flush(self) -> Ack:
         return self.ingestor.flush()

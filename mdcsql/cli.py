@@ -231,7 +231,9 @@ def collect(root, kind, symbols, events, duration, seed, start, rate, views, pat
                 click.echo(f"source {sid}: {st['errors']} error(s), {st['reconnects']} reconnect(s), "
                            f"{st['gaps']} gap(s)" + (f"; stopped: {st['failure']}" if st["failure"] else ""),
                            err=True)
-    if summary["failed"]:
+    for scope, message in summary["refusals"].items():     # a quota / EnforceMonotonicity refused events
+        click.echo(f"refused ({scope}; {summary['refused']:,} events refused in all): {message}", err=True)
+    if summary["failed"] or summary["refused"]:
         sys.exit(EXIT_FAILURE)
 
 

@@ -16,6 +16,8 @@ import traceback
 from contextlib import contextmanager
 
 from mdcsql.errors import MdcsqlError
+from mdcsql.ingest.integrity import OutOfOrderError
+from mdcsql.lifecycle.quotas import QuotaExceededError
 from mdcsql.sources.base import Source, batch_len
 
 
@@ -44,6 +46,8 @@ class _Runner(threading.Thread):
         self.archive, self.source, self.stop_event, self.budget = archive, source, stop, budget
         self.writers: dict[str, object] = {}
         self.events = 0
+        self.refused = 0                       # events a quota or EnforceMonotonicity refused
+        self.refusals: dict[str, str] = {}     # first refusal message per quota scope / check
         self.failure: str | None = None
 
     def _writer(self, asset_class: str):
@@ -52,6 +56,24 @@ class _Runner(threading.Thread):
             root = "live" if self.source.kind == "live" else "historical"
             w = self.writers[asset_class] = self.archive.writer(self.source.id, root=root, asset_class=asset_class)
         return w
+
+    def _append(self, w, batch) -> None:
+        """Append a batch; events a quota (HardLimit) or EnforceMonotonicity refuses are counted
+        and left out — the rest of the batch and the other symbols go on."""
+        if hasattr(batch, "num_rows"):
+            w.append_table(batch, on_refused=self._refused)
+            return
+        while batch:
+            try:
+                w.append_many(batch, normalized=getattr(self.source, "canonical", False))
+                return
+            except (QuotaExceededError, OutOfOrderError) as exc:
+                self._refused(exc, 1)
+                batch = batch[exc.index + 1:]
+
+    def _refused(self, exc: MdcsqlError, events: int) -> None:
+        self.refused += events
+        self.refusals.setdefault(getattr(exc, "scope", None) or "EnforceMonotonicity", str(exc))
 
     def run(self) -> None:
         try:
@@ -63,12 +85,9 @@ class _Runner(threading.Thread):
                 take = self.budget.take(n)
                 if take < n:
                     batch = batch.slice(0, take) if hasattr(batch, "slice") else batch[:take]
-                w = self._writer(asset_class)
-                if hasattr(batch, "num_rows"):
-                    w.append_table(batch)
-                else:
-                    w.append_many(batch, normalized=getattr(self.source, "canonical", False))
-                self.events += take
+                refused_before = self.refused
+                self._append(self._writer(asset_class), batch)
+                self.events += take - (self.refused - refused_before)
                 if self.stop_event.is_set() or self.budget.exhausted:
                     break
         except MdcsqlError as exc:
@@ -148,8 +167,10 @@ def collect(archive, sources: list[Source], *, events: int | None = None, second
     took = time.monotonic() - started
     written = sum(r.events for r in runners)
     return {
-        "sources": {r.source.id: {**r.source.stats.to_dict(), "events_appended": r.events, "failure": r.failure}
-                    for r in runners},
+        "sources": {r.source.id: {**r.source.stats.to_dict(), "events_appended": r.events, "failure": r.failure,
+                                  "events_refused": r.refused} for r in runners},
+        "refused": sum(r.refused for r in runners),
+        "refusals": {scope: msg for r in runners for scope, msg in r.refusals.items()},
         "events": written, "seconds": took, "events_per_second": written / took if took else 0.0,
         "files_sealed": len(ingestor.sealed) - sealed_before,
         "duplicates_dropped": ingestor.duplicates_dropped, "interrupted": interrupted,

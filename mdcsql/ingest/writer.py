@@ -18,11 +18,11 @@ A third, `limits` (`mdcsql.lifecycle.quota_usage.WriteLimits`: quotas and the in
 gives each hot file of a limited stream a budget; per event `_add` only decrements its lease and
 compares ts with a window, and calls `limits.slow` when the lease runs out, the UTC day changes or
 ts goes backwards. It raises to refuse the event (QuotaExceededError, OutOfOrderError).
+`swap_limits` replaces it while the Ingestor runs (`mdcsql.lifecycle.policy_reload`).
 """
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 import time
@@ -35,15 +35,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mdcsql import events as ev
-from mdcsql.errors import ArchiveLockedError, InputError, MdcsqlError
+from mdcsql.errors import InputError, MdcsqlError
 from mdcsql.ingest.checkpoint import Checkpoint
 from mdcsql.ingest.dedupe import StreamState
+from mdcsql.ingest.lock import LOCK_FILE, WriteLock  # noqa: F401 (re-exported)
 from mdcsql.ingest.recovery import RecoveryReport, quarantine, recover
 from mdcsql.ingest.seal import manifest_path, seal_file, utc_now_iso
 from mdcsql.ingest.wal import WalWriter, encode_frame
 from mdcsql.layout import TIER_ROOTS, WAL_DIR, Layout, PartitionKey, period_end, period_label, period_start
 
-LOCK_FILE = "LOCK"
 CHECKPOINT_INTERVAL_S = 30.0
 
 
@@ -67,31 +67,8 @@ class HotFile:
     duplicates: int = 0
     state: StreamState | None = None
     budget: object = None  # mdcsql.lifecycle.quota_usage.StreamBudget of a limited stream
-
-
-class WriteLock:
-    """Exclusive advisory lock on `_wal/LOCK`: one writing process per archive."""
-
-    def __init__(self, root: Path) -> None:
-        wal_dir = root / WAL_DIR
-        wal_dir.mkdir(parents=True, exist_ok=True)
-        self.path = wal_dir / LOCK_FILE
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(self._fd, 64, 0).decode(errors="replace").strip() or "another process"
-            os.close(self._fd)
-            raise ArchiveLockedError(f"{root} is being written by pid {holder}; "
-                                     "stop that collector first (or wait for it to finish)") from None
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, str(os.getpid()).encode(), 0)
-
-    def release(self) -> None:
-        if self._fd >= 0:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = -1
+    written: int = 0       # events and bytes taken for the file by commits (a policy reload
+    written_bytes: int = 0  # recounts this process's usage from them)
 
 
 class Ingestor:
@@ -137,7 +114,7 @@ class Ingestor:
         self._files: dict[tuple, HotFile] = {}          # (root, source, asset_class, symbol, type, period) -> file
         self._streams: dict[tuple, StreamState] = {}
         self._to_seal: list[HotFile] = []               # left behind by their stream, not yet taken
-        self._sealing: set[str] = set()                 # relpaths being sealed: never reopened
+        self._sealing: dict[str, HotFile] = {}          # relpath -> file being sealed: never reopened
         self._pending = 0
         self._accepted = self.durable.events            # events accepted so far (pending or durable)
         self._first_pending_at = 0.0
@@ -292,8 +269,10 @@ class Ingestor:
             hot.budget.events_left += 1
 
     def append_table(self, table: pa.Table, *, root: str = "live", asset_class: str = "equity",
-                     type: str | None = None, source: str | None = None) -> int:
-        """The fast path: a whole Arrow table of one event type, validated and encoded vectorised."""
+                     type: str | None = None, source: str | None = None, on_refused=None) -> int:
+        """The fast path: a whole Arrow table of one event type, validated and encoded vectorised.
+        A part the limits refuse raises, or with `on_refused` is passed to ``on_refused(error, rows)``
+        and skipped while the other parts go on."""
         table = ev.normalize_table(table, type=type, source=source)
         if table.num_rows == 0:
             return 0
@@ -323,8 +302,15 @@ class Ingestor:
                         raise InputError(exc.reason, line=rows[0] + 1, field=exc.field) from None
                 if why is None:
                     hot = hot or self._open_file(k, part.column("ts")[0].as_py())
-                    if hot.budget is not None:
-                        self.limits.table(hot, part, len(full))   # raises to refuse the part
+                    if hot.budget is not None:                # (limits may have been reloaded meanwhile)
+                        full = full or ev.encode_table(part)
+                        try:
+                            self.limits.table(hot, part, len(full))   # raises to refuse the part
+                        except MdcsqlError as exc:
+                            if on_refused is None:
+                                raise
+                            on_refused(exc, part.num_rows)
+                            continue
                     before = part.num_rows
                     part = self._dedupe_part(hot, part)
                     if part.num_rows != before:
@@ -458,11 +444,13 @@ class Ingestor:
             if hot.pending_events:
                 runs.append((hot, b"".join(hot.pending) if len(hot.pending) > 1 else hot.pending[0],
                              hot.pending_events))
+                hot.written += hot.pending_events
+                hot.written_bytes += len(runs[-1][1])
                 hot.pending = []
                 hot.pending_events = 0
         n, self._pending = self._pending, 0
         to_seal, self._to_seal = self._to_seal, []
-        self._sealing.update(h.relpath for h in to_seal)
+        self._sealing.update((h.relpath, h) for h in to_seal)
         self._commit_wanted = False
         self._cond.notify_all()                 # appenders waiting on back-pressure may go on
         return runs, n, to_seal
@@ -519,7 +507,7 @@ class Ingestor:
                                      duplicates_dropped=hot.duplicates)
                 batch.append(manifest)
             with self._cond:
-                self._sealing.discard(hot.relpath)
+                self._sealing.pop(hot.relpath, None)
                 if manifest is not None:
                     self.sealed.append(manifest)
                 self._cond.notify_all()
@@ -568,7 +556,7 @@ class Ingestor:
 
     def _orphans(self) -> list[HotFile]:
         """Hot files on disk that no stream of this process has open. Mutex held."""
-        known = {h.relpath for h in self._to_seal} | self._sealing
+        known = {h.relpath for h in self._to_seal} | set(self._sealing)
         found = []
         for tier in TIER_ROOTS:
             for dirpath, _dirs, names in os.walk(self.root / tier):
@@ -588,9 +576,19 @@ class Ingestor:
                     found.append(hot)
         return found
 
+    def swap_limits(self, build: Callable[[list[HotFile]], object]) -> object:
+        """Replace the limits hook (a policy reload) between commits: ``build(unsealed hot files)``
+        returns the new one (or None) and its ``attach(hot)`` each file's budget. Returns it."""
+        with self._io, self._mutex:
+            hots = list(self._files.values()) + self._to_seal + list(self._sealing.values())
+            limits = self.limits = build(hots)
+            for hot in hots:
+                hot.budget = None if limits is None else limits.attach(hot)
+            return limits
+
     def open_files(self) -> list[str]:
         with self._mutex:
-            return [hot.relpath for hot in self._files.values()] + sorted(self._sealing)
+            return [hot.relpath for hot in list(self._files.values()) + self._to_seal] + sorted(self._sealing)
 
     def close(self, *, seal: bool = True) -> None:
         """Clean shutdown: commit, seal (by default), checkpoint, release the lock."""

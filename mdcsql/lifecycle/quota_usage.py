@@ -101,16 +101,13 @@ class WriteLimits:
         self.quarantined: list[dict] = []
         self.refused = 0
         self.dropped: list[str] = []
+        self.dropped_rows: list[dict] = []             # the candidates deleted (a policy reload recounts)
         self.gap_alerts = 0
 
     # ---- streams -------------------------------------------------------------------------------
     def opened(self, source: str, asset_class: str, symbol: str, etype: str, relpath: str) -> StreamBudget | None:
         """A hot file opens: the stream's budget (None: nothing to check), after MaxFiles."""
-        key = (source, asset_class, symbol, etype)
-        if key in self._budgets:
-            budget = self._budgets[key]
-        else:
-            budget = self._budgets[key] = self._budget(key)
+        budget = self._stream_budget((source, asset_class, symbol, etype))
         if budget is None or not budget.scopes:
             return budget
         with self._lock:
@@ -119,6 +116,22 @@ class WriteLimits:
             for scope in budget.scopes:
                 scope.files += 1
         return budget
+
+    def attach(self, hot) -> StreamBudget | None:
+        """The budget of a hot file already open when the limits were reloaded (its file is
+        already counted; the stream's last ts carries over for EnforceMonotonicity)."""
+        budget = self._stream_budget(tuple(hot.stream[1:]))
+        old = hot.budget
+        if budget is not None and old is not None and old.last_ts > budget.last_ts:
+            budget.last_ts = old.last_ts
+            if budget.monotonic and not budget.scopes:
+                budget.lo_ts = old.last_ts
+        return budget
+
+    def _stream_budget(self, key: tuple) -> StreamBudget | None:
+        if key not in self._budgets:
+            self._budgets[key] = self._budget(key)
+        return self._budgets[key]
 
     def _budget(self, key: tuple) -> StreamBudget | None:
         policy = policy_for(self.settings, key[3])
@@ -299,6 +312,7 @@ class WriteLimits:
             log_event(self.root, "dropped", limit, dim, usage=scope.used(dim, None), path=cand["path"],
                       bytes=cand["size_bytes"])
             self.dropped.append(cand["path"])
+            self.dropped_rows.append(cand)
             for other in self._scopes.values():
                 if other.limit.matches(cand["source"], cand["asset_class"], cand["symbol"], cand["type"]):
                     other.bytes -= cand["size_bytes"] or 0
