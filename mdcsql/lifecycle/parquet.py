@@ -18,6 +18,9 @@ The layout (measured on real SPY ticks; docs/lifecycle-parquet.md has the figure
 - strings and lists dictionary-encoded; ``seq`` delta-encoded; data pages v2, format 2.6,
   statistics, page index, ``sorting_columns`` and bloom filters on symbol/source/venue/ids, so
   DuckDB and pyarrow prune by symbol and ts.
+- compact (the archive tier, zstd >= 19): one data page per column chunk, string dictionaries
+  padded to byte-aligned index widths, raw-byte strings where smaller — same types and values for
+  every reader, 7% smaller (SPY: 0.498x Lean's zip).
 
 ``fingerprint`` is order-independent and identical for a JSONL file and any Parquet conversion,
 split or merge of its rows: count plus the sum mod 2^64 of each row's MD5 (low 64 bits) over the
