@@ -98,7 +98,8 @@ class Archive:
                 seal_grace_ns=st.seal_grace_seconds * 1_000_000_000,
                 on_seal=lambda manifests: self._syncer.poke(m["path"] for m in manifests),
                 on_new_file=lambda relpath: self._syncer.poke([relpath]),
-                resolve_symbol=gate.resolve_symbol, admit=gate.admit, limits=limits)
+                resolve_symbol=gate.resolve_symbol, admit=gate.admit, limits=limits,
+                codec_of_type=_hot_codecs(self.settings))
             self._syncer = CatalogSyncer(self)
             self._syncer.start()
             from mdcsql.lifecycle.policy_reload import PolicyReloader
@@ -323,3 +324,15 @@ class Writer:
     @property
     def durable(self) -> Ack:
         return self.ingestor.durable
+
+
+def _hot_codecs(settings) -> dict:
+    """Event type -> (codec, level) of ``Storage.Policies.<Type>.Compression.Hot``, where set."""
+    from mdcsql.lifecycle.codecs import parse_codec
+    out = {}
+    for type_, pol in (settings.storage.policies or {}).items():
+        spec = pol.compression.hot if pol.compression is not None else None
+        if spec:
+            c = parse_codec(spec, tier="hot", for_format="jsonl")
+            out[type_] = (c.codec, c.level if c.level is not None else 0)
+    return out

@@ -295,3 +295,17 @@ def test_lifecycle_run_does_every_step_in_order(week, tmp_path):
     # at day 29: BboQuote and Heartbeat (no archive tier) are gone, Trade is archived (its ISO week is over)
     assert left == {"Trade": ["archive"]}
     assert view_checks(archive)["trades"] == before["trades"]
+
+
+def test_per_type_hot_compression_seals_each_type_with_its_codec(tmp_path):
+    policies = json.loads(json.dumps(POLICIES["Policies"]))
+    policies["BboQuote"]["Compression"] = {"Hot": "zstd-3"}
+    policies["Heartbeat"]["Compression"] = {"Hot": "none"}
+    archive = build(tmp_path / "a", days=2, extra={"Policies": policies})
+    with archive.catalog(read_only=True) as cat:
+        codecs = dict(cat.execute("SELECT type, list_distinct(list(codec)) FROM files WHERE state = 'sealed' "
+                                  "GROUP BY type").rows)
+        levels = dict(cat.execute("SELECT type, any_value(compression_level) FROM files GROUP BY type").rows)
+    assert codecs == {"BboQuote": ["zstd"], "Trade": ["gzip"], "Heartbeat": ["none"]}
+    assert levels["BboQuote"] == 3
+    assert view_checks(archive)["bbo_quotes"][0] == 2 * len(SYMBOLS) * 40

@@ -86,10 +86,12 @@ class Ingestor:
                  on_new_file: Callable[[str], None] | None = None,
                  resolve_symbol: Callable[[str, int, str], str] | None = None,
                  admit: Callable[[str, str, str, str], str | None] | None = None,
-                 limits=None) -> None:
+                 limits=None, codec_of_type: dict | None = None) -> None:
         self.root = Path(root)
         self.layout = layout
         self.codec, self.level = codec, level
+        #: event type -> (codec, level) sealing that type (Storage.Policies.<Type>.Compression.Hot)
+        self.codec_of_type = dict(codec_of_type or {})
         self.sync_mode = sync_mode
         self.interval_s = interval_ms / 1000.0
         self.max_events = 1 if sync_mode == "always" else max_events
@@ -502,7 +504,8 @@ class Ingestor:
             if os.path.getsize(self.root / hot.relpath) == 0:
                 os.unlink(self.root / hot.relpath)
             else:
-                manifest = seal_file(self.root, self.layout, hot.relpath, codec=self.codec, level=self.level,
+                codec, level = self.codec_of_type.get(hot.stream[4], (self.codec, self.level))
+                manifest = seal_file(self.root, self.layout, hot.relpath, codec=codec, level=level,
                                      session_id=self.session_id, created_at=hot.created_at,
                                      duplicates_dropped=hot.duplicates)
                 batch.append(manifest)
