@@ -7,8 +7,8 @@ Used by :mod:`mdcsql.reader`. A file's footer is analysed once (:func:`analyse`)
 - which columns are **constant** in a row group (statistics min == max, no nulls): ``symbol`` and
   ``source`` of a per-symbol file. Those are built from the statistic, not decoded — decoding a
   dictionary-encoded string column costs ~1 ms per 100k rows, building it ~0.05 ms;
-- which string columns are **low-cardinality dictionaries** (the dictionary page is small next to
-  the data): those are read as Arrow dictionaries and expanded with one ``take``, which is several
+- which string columns are **low-cardinality dictionaries** (a compressed dictionary page under
+  1 byte per 20 values): those are read as Arrow dictionaries and expanded with one ``take``, which is several
   times faster than pyarrow materialising every value while decoding;
 - whether rows are sorted by (ts, seq) (``sorting_columns``), so a one-file read needs no sort.
 
@@ -32,8 +32,9 @@ __all__ = ["ParquetMeta", "analyse", "read_groups", "widen_decimal", "NS_PER_UNI
 
 NS_PER_UNIT = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
-#: a dictionary page smaller than this share of the column chunk marks a low-cardinality column
-_SMALL_DICTIONARY = 0.25
+#: a (compressed) dictionary page under 1 byte per this many values marks a low-cardinality column
+#: (side, venue, conditions: tens of bytes for 100k rows; unique trade ids: ~0.5 byte a row)
+_SMALL_DICTIONARY = 20
 _CONSTANT_CANDIDATES = ("symbol", "source")
 _M32 = np.uint64(0xFFFFFFFF)
 _S32 = np.uint64(32)
@@ -88,7 +89,7 @@ def analyse(path: str, version: tuple) -> ParquetMeta:
                     const[leaf] = st.min if isinstance(st.min, str) else bytes(st.min).decode()
             if col.physical_type == "BYTE_ARRAY" and col.has_dictionary_page:
                 dict_bytes = col.data_page_offset - col.dictionary_page_offset
-                small = dict_bytes < _SMALL_DICTIONARY * max(1, col.total_compressed_size)
+                small = dict_bytes * _SMALL_DICTIONARY < max(1, col.num_values)
                 dict_votes[leaf] = dict_votes.get(leaf, True) and small
         constants.append(const)
     return ParquetMeta(version=version, metadata=md, schema=schema, names=tuple(schema.names),
