@@ -37,6 +37,7 @@ import datetime as _dt
 import os
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,6 +146,8 @@ class Reader:
             raise NotFoundError(f"no catalog at {self._db}; create it with: mdcsql catalog rebuild {self.root}")
         self._sentinel = str(self.root / SENTINEL)
         self._duck = duckdb.connect()           # in memory: reads the JSONL files, never the catalog
+        #: converts Parquet columns side by side (numpy and Arrow kernels release the GIL)
+        self._pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="mdcsql-reader")
         self._lock = threading.Lock()
         self._index: dict[tuple[str, str], tuple[list[int], list[_File]]] = {}
         self._signature: tuple | None = None
@@ -154,6 +157,17 @@ class Reader:
         #: True while the last refresh found the catalog locked and an older snapshot is in use
         self.stale = False
         self.refresh(force=True)
+
+    def close(self) -> None:
+        """Release the in-memory DuckDB connection and the worker threads."""
+        self._pool.shutdown(wait=False)
+        self._duck.close()
+
+    def __enter__(self) -> "Reader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ the files snapshot
     def refresh(self, *, force: bool = False) -> bool:
@@ -329,7 +343,7 @@ class Reader:
         groups = meta.groups(lo, hi)
         if not groups:
             return schema.empty_table().select(need), True
-        return read_groups(f.abspath, meta, groups, need, schema, lo, hi, _cut), meta.sorted_ts_seq
+        return read_groups(f.abspath, meta, groups, need, schema, lo, hi, _cut, self._pool), meta.sorted_ts_seq
 
 
 def _sources(source) -> frozenset | None:

@@ -114,9 +114,10 @@ def _sorted_ts_seq(md: pq.FileMetaData, leaves: list[str], constants: list[dict]
 
 
 def read_groups(path: str, meta: ParquetMeta, groups: list[int], need: list[str], schema: pa.Schema,
-                lo: int, hi: int, cut) -> pa.Table:
+                lo: int, hi: int, cut, pool=None) -> pa.Table:
     """Rows of ``groups`` cut to [lo, hi) by ``cut(table, lo, hi, whole=)``, with exactly the
-    columns ``need`` typed as ``schema`` (missing columns read as nulls)."""
+    columns ``need`` typed as ``schema`` (missing columns read as nulls); column conversions run
+    on ``pool`` (an executor) when given."""
     constant = {k: v for k, v in meta.constants[groups[0]].items()
                 if k in need and all(meta.constants[g].get(k) == v for g in groups)}
     whole = all(meta.rg_lo[g] >= lo and meta.rg_hi[g] < hi for g in groups)
@@ -129,15 +130,22 @@ def read_groups(path: str, meta: ParquetMeta, groups: list[int], need: list[str]
     table = pf.read_row_groups(groups, columns=decode, use_threads=True)
     table = cut(table, lo, hi, whole=whole)
     n = table.num_rows
-    arrays = []
-    for name in need:
+
+    def column(name: str):
         target = schema.field(name).type
         if name in constant:
-            arrays.append(_repeat(constant[name], n))
-        elif name in table.column_names:
-            arrays.append(_to_type(table.column(name), target))
-        else:
-            arrays.append(pa.nulls(n, target))
+            return _repeat(constant[name], n)
+        if name in table.column_names:
+            return _to_type(table.column(name), target)
+        return pa.nulls(n, target)
+
+    slow = [name for name in need if name in table.column_names and table.column(name).type
+            != schema.field(name).type]
+    if pool is not None and len(slow) > 1:       # conversions release the GIL: run them side by side
+        done = dict(zip(slow, pool.map(column, slow)))
+        arrays = [done[name] if name in done else column(name) for name in need]
+    else:
+        arrays = [column(name) for name in need]
     return pa.Table.from_arrays(arrays, schema=pa.schema([schema.field(n) for n in need]))
 
 
