@@ -268,3 +268,37 @@ def test_running_mdcsql_collect_picks_up_a_hard_limit(archive_root):
     last = {s: max(e["ts"] for e in events if e["symbol"] == s) for s in ("AAPL", "MSFT")}
     # AAPL stopped about a second after the change (2-3 s into the 7 s run); MSFT went on to the end
     assert last["AAPL"] - first < 0.7 * (last["MSFT"] - first)
+
+
+def quote(seq, ts, symbol="AAPL", source="alpaca"):
+    return {"type": "BboQuote", "symbol": symbol, "source": source, "ts": ts, "seq": seq,
+            "bid_price": "187.10", "bid_size": "100", "ask_price": "187.12", "ask_size": "200"}
+
+
+def test_drop_oldest_added_at_runtime_deletes_catalog_and_own_sealed_files(archive_root):
+    """DropOldest arriving at runtime deletes the oldest sealed files first: one from an earlier
+    run (known from the catalog), then one this collector sealed itself."""
+    archive = Archive.init(archive_root)
+    with archive:
+        w = archive.writer("alpaca")
+        for i in range(50):
+            w.append(quote(i + 1, START + i * 1000))                  # day 0: sealed, in the catalog
+    archive = Archive.open(archive_root)
+    w = archive.writer("alpaca")
+    for i in range(50):
+        w.append(quote(100 + i, START + DAY + i * 1000))              # day 1: sealed by this process
+    w.append(quote(200, START + 2 * DAY))                             # day 2 opens: day 1 is sealed
+    w.flush()
+    sealed = sorted((archive_root / "live").rglob("*.jsonl.gz"))
+    assert len(sealed) == 2
+    sizes = sum(p.stat().st_size for p in sealed)
+    line = _hot_bytes(archive_root, "AAPL")
+    cap = sizes + line * 31
+    _set_storage(archive_root, Quotas={"PerSymbol": {"AAPL": {"MaxBytes": cap, "Enforcement": "DropOldest"}}})
+    _wait_reloads(archive, 1)
+    for i in range(1, 31 + (sizes // line) - 1):
+        w.append(quote(200 + i, START + 2 * DAY + i * 1000))
+    archive.close()
+    dropped = [e["path"] for e in quota_events(archive_root) if e["kind"] == "dropped"]
+    assert [Path(p).name for p in dropped] == [p.name for p in sealed]      # oldest first
+    assert not any(p.exists() for p in sealed)

@@ -66,7 +66,8 @@ class PolicyReloader(threading.Thread):
         self.files = [archive.root / CATALOG_DIR / CONFIG_FILE, archive.root / CATALOG_DIR / LIMITS_FILE]
         limits = ingestor.limits
         # what the running limits were built from; the first poll compares the files with it
-        self._fingerprint = (archive.settings.to_dict(), limits.plan.dynamic if limits is not None else None)
+        plan = limits.plan if limits is not None else QuotaPlan.for_archive(archive.root, archive.settings)
+        self._fingerprint = (archive.settings.to_dict(), plan.dynamic)
         self._seen: list | None = None
         self.baseline: Usage | None = limits.usage if limits is not None and limits.plan.configured else None
         self._own_dropped: set[str] = set()      # this process's sealed files its DropOldest deleted
