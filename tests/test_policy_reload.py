@@ -78,6 +78,7 @@ def test_hard_limit_added_at_runtime_refuses_that_symbol_with_exact_usage(archiv
     sealed_bytes = sum(p.stat().st_size for p in (archive_root / "live").rglob("*.jsonl.gz"))
     assert sealed_bytes > 0
 
+    _set_storage(archive_root, Sync={"IntervalMs": 10_000})  # events stay pending until a flush
     archive = Archive.open(archive_root)
     w = archive.writer("alpaca")
     assert archive.ingestor().limits is None
@@ -145,18 +146,24 @@ def test_enforce_monotonicity_switched_on_at_runtime(archive_root):
     w = archive.writer("alpaca")
     w.append(trade(1, START + 5000))
     w.append(trade(2, START + 1000))                    # backwards: accepted, nothing enforces order yet
-    _set_storage(archive_root, Integrity={"EnforceMonotonicity": True})
+    w.append(trade(9, START + 6000))                    # a seq gap of 6: no check yet either
+    _set_storage(archive_root, Integrity={"EnforceMonotonicity": True, "MaxSequenceGap": 2})
     _wait_reloads(archive, 1)
-    w.append(trade(3, START + 9000))
+    assert not _alerts(archive_root, "sequence_gap")
+    w.append(trade(10, START + 9000))
     with pytest.raises(OutOfOrderError, match="EnforceMonotonicity"):
         w.append(trade(4, START + 8000))
-    w.append(trade(5, START + 9000))                    # equal ts is fine
+    w.append(trade(11, START + 9000))                   # equal ts is fine
+    w.append(trade(20, START + 9500))                   # 8 missing > MaxSequenceGap 2: an alert
+    gaps = _alerts(archive_root, "sequence_gap")
+    assert [(g["first_missing"], g["last_missing"]) for g in gaps] == [(12, 19)]
     # ... and off again
     _set_storage(archive_root, Integrity=None)
     _wait_reloads(archive, 2)
-    w.append(trade(6, START + 2000))
+    w.append(trade(30, START + 2000))
     archive.close()
-    assert sorted(e["seq"] for e in stored_events(archive_root)) == [1, 2, 3, 5, 6]
+    assert sorted(e["seq"] for e in stored_events(archive_root)) == [1, 2, 9, 10, 11, 20, 30]
+    assert len(_alerts(archive_root, "sequence_gap")) == 1
     records = list((archive_root / "_quarantine").rglob("*.json"))
     assert len(records) == 1 and json.loads(records[0].read_text())["seq"] == 4
 
