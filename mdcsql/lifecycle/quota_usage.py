@@ -3,7 +3,8 @@
 `Archive.ingestor()` builds one :class:`WriteLimits` (or none, when no quota is configured and
 no type's integrity policy checks anything on write) from a snapshot of the catalog's usage, and
 hands it to the Ingestor. Each stream (source, asset class, symbol, type) with a limit or an
-integrity check gets a :class:`StreamBudget` that its hot files share.
+integrity check gets a :class:`StreamBudget` that its hot files share. When the policy files
+change, :mod:`mdcsql.lifecycle.policy_reload` builds a new one and re-attaches the open files.
 
 Per event the Ingestor only decrements two counters of the budget and compares ts with a window
 (inlined in ``Ingestor._add``). The counters are a *lease*: bytes and events already charged to
