@@ -386,3 +386,14 @@ def test_cleanup_skips_held_files_and_records_why(archive_root):
     assert ("dropped", "live/AAPL/Trade/2024-01-16~alpaca~equity.jsonl") in kinds
     skipped = next(e for e in quota_events(archive_root) if e["kind"] == "drop_skipped")
     assert "case-1" in skipped["error"]
+
+
+def test_a_damaged_quota_limits_file_does_not_stop_catalog_syncs(tmp_path):
+    from mdcsql.archive import Archive
+    root = tmp_path / "a"
+    Archive.init(root)
+    (root / "_catalog" / "quota_limits.json").write_text("{not json")
+    archive = Archive.open(root)
+    with archive.catalog() as cat:
+        cat.sync(archive.layout)            # must not raise
+        cat.rebuild(archive.layout)

@@ -57,9 +57,14 @@ def refresh(catalog, *, forget: bool) -> None:
                    clear_sql="queries/quota_alerts_clear.sql", insert_sql="queries/quota_alerts_insert.sql",
                    forget=forget)
     path = catalog.root / CATALOG_DIR / LIMITS_FILE
-    doc = json.loads(path.read_text()) if path.exists() else {"limits": {}}
-    rows = [{"scope": scope, "max_bytes": entry.get("max_bytes"), "configured": _int(entry.get("configured")),
-             "reason": entry.get("reason"), "as_of": entry.get("as_of"), "applied_at": doc.get("applied_at")}
-            for scope, entry in sorted(doc.get("limits", {}).items())]
+    try:
+        doc = json.loads(path.read_text()) if path.exists() else {"limits": {}}
+        rows = [{"scope": scope, "max_bytes": entry.get("max_bytes"), "configured": _int(entry.get("configured")),
+                 "reason": entry.get("reason"), "as_of": entry.get("as_of"), "applied_at": doc.get("applied_at")}
+                for scope, entry in sorted(doc.get("limits", {}).items())]
+    except (OSError, ValueError, AttributeError, TypeError):
+        # a damaged limits file must not stop every catalog sync: the table keeps its last good
+        # rows, the collector's reloader has already alerted (policy_reload), `quota status` errors
+        return
     catalog._with_table("incoming_quota_limits", pa.Table.from_pylist(rows, schema=_LIMITS),
                         "queries/quota_limits_replace.sql")
