@@ -244,5 +244,6 @@ def parquet_manifest(inputs: list[dict], out_rel: str, key, part: int, partition
                raw_bytes=sum(raws) if whole and all(type(r) is int for r in raws) else None,
                event_count=result.rows, first_seq=result.first_seq, last_seq=result.last_seq,
                first_ts=result.first_ts, last_ts=result.last_ts, fingerprint=result.fingerprint,
+               fingerprint_algo=result.fingerprint_algo,
                row_groups=result.row_groups)
     return doc

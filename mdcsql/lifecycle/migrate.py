@@ -251,7 +251,7 @@ def _manifest(out_rel: str, step: Step, res, *, tier: str, fmt: str, codec: str,
     if m["created_at"] and " " in m["created_at"]:
         m["created_at"] = m["created_at"].replace(" ", "T") + "Z"
     if fmt == "parquet":
-        m.update(fingerprint=res.fingerprint, row_groups=res.row_groups, column_types=res.column_types,
+        m.update(fingerprint=res.fingerprint, fingerprint_algo=res.fingerprint_algo, row_groups=res.row_groups, column_types=res.column_types,
                  partition=meta.key.period and _granularity(out_rel, archive))
     else:
         m.update(raw_sha256=res.raw_sha256, raw_bytes=res.raw_bytes, partition=archive.layout.partition)

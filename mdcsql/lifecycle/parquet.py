@@ -48,7 +48,8 @@ from mdcsql.lifecycle.codecs import (PARQUET_CODECS, CodecSpec, VerificationErro
 from mdcsql.sql import load_sql
 
 __all__ = ["ConversionResult", "convert", "fingerprint", "read_rows", "parquet_table", "VerificationError",
-           "DEFAULT_ROW_GROUP_SIZE", "LAYOUT_VERSION", "combine_fingerprints", "COMPACT_FROM_ZSTD_LEVEL"]
+           "DEFAULT_ROW_GROUP_SIZE", "LAYOUT_VERSION", "combine_fingerprints", "COMPACT_FROM_ZSTD_LEVEL",
+           "fingerprint_rows", "fingerprint_available", "FINGERPRINT_ALGO", "LEGACY_FINGERPRINT_ALGO"]
 
 DEFAULT_ROW_GROUP_SIZE = 1 << 20
 LAYOUT_VERSION = "1"
@@ -88,6 +89,7 @@ class ConversionResult:
     level: int | None
     row_groups: int
     column_types: dict[str, str] = field(default_factory=dict)
+    fingerprint_algo: str = ""  # FINGERPRINT_ALGO: record it beside ``fingerprint`` (manifests)
 
 
 # ---- source reading -------------------------------------------------------------------------------
@@ -402,16 +404,50 @@ def _write(table: pa.Table, dst: Path, spec: CodecSpec, row_group_size: int, com
 
 
 # ---- fingerprint ---------------------------------------------------------------------------------
+#: the fast fingerprint: DuckDB's ``hash()`` of each row. DuckDB does not promise that ``hash`` is
+#: stable across versions, so a recorded value is labelled with the major.minor that computed it
+FINGERPRINT_ALGO = "duckdb-hash:" + ".".join(duckdb.__version__.split(".")[:2])
+#: the first fingerprint (MD5 of each row's canonical JSON): stable forever, about 15x slower;
+#: manifests without ``fingerprint_algo`` hold it
+LEGACY_FINGERPRINT_ALGO = "md5-json"
+
+
+def fingerprint_available(algo: str | None) -> bool:
+    """Whether this process computes ``algo`` (a manifest's ``fingerprint_algo``; None = legacy)."""
+    return (algo or LEGACY_FINGERPRINT_ALGO) in (FINGERPRINT_ALGO, LEGACY_FINGERPRINT_ALGO)
+
+
 def _row_expr(columns: dict[str, str]) -> str:
     return "{" + ", ".join(f"'{k}': {k}" for k in columns) + "}"
 
 
-def _parquet_select(columns: dict[str, str]) -> str:
+def _hash_args(columns: dict[str, str]) -> str:
+    # hash() of a list does not tell NULL, [] and [NULL] apart; the list's text does
+    return ", ".join(f"CAST({k} AS VARCHAR)" if vt.endswith("[]") else k for k, vt in columns.items())
+
+
+def _cast_select(columns: dict[str, str], *, ts_timestamp: bool) -> str:
+    """Each column cast to its view type; ``ts_timestamp``: ts/recv_ts are TIMESTAMPs (Parquet)."""
     parts = []
     for name, vt in columns.items():
-        expr = f"epoch_ns({name})" if name in ("ts", "recv_ts") else name
+        expr = f"epoch_ns({name})" if ts_timestamp and name in ("ts", "recv_ts") else name
         parts.append(f"CAST({expr} AS {vt}) AS {name}")
     return ", ".join(parts)
+
+
+def _fingerprint_sql(kind: str, columns: dict[str, str], algo: str) -> str:
+    """The query for one source kind ('parquet', 'rows' or a JSONL codec) and algorithm."""
+    fast = algo == FINGERPRINT_ALGO
+    if kind == "parquet":
+        sql = load_sql("queries/parquet_fphash_parquet.sql" if fast else "queries/parquet_fingerprint_parquet.sql")
+        sql = sql.replace("{{select}}", _cast_select(columns, ts_timestamp=True))
+    elif kind == "rows":
+        sql = load_sql("queries/parquet_fphash_rows.sql").replace(
+            "{{select}}", _cast_select(columns, ts_timestamp=False))
+    else:
+        sql = load_sql("queries/parquet_fphash_jsonl.sql" if fast else "queries/parquet_fingerprint_jsonl.sql")
+        sql = sql.replace("{{columns}}", _struct(columns))
+    return sql.replace("{{hash_args}}", _hash_args(columns)).replace("{{row}}", _row_expr(columns))
 
 
 def combine_fingerprints(parts: Iterable[tuple[int, str]]) -> tuple[int, str]:
@@ -423,35 +459,48 @@ def combine_fingerprints(parts: Iterable[tuple[int, str]]) -> tuple[int, str]:
     return n, f"{total:016x}"
 
 
-def fingerprint(paths: Iterable, type_: str, *, ts_range=None) -> tuple[int, str]:
+def fingerprint(paths: Iterable, type_: str, *, ts_range=None, algo: str | None = None) -> tuple[int, str]:
     """(rows, 16-hex-digit fingerprint) of the events in JSONL and/or Parquet files.
 
     Order-independent; a changed value, a dropped row or a duplicated row changes it. Equal for a
     JSONL file and its Parquet conversion, and for any split or merge of the same rows.
+    ``algo``: ``FINGERPRINT_ALGO`` (default) or ``LEGACY_FINGERPRINT_ALGO``; another DuckDB
+    version's hash cannot be recomputed here (``fingerprint_available``) -> ``ConfigError``.
     """
     columns = _check_type(type_)
     lo, hi = _check_range(ts_range)
-    row = _row_expr(columns)
+    algo = algo or FINGERPRINT_ALGO
+    if not fingerprint_available(algo):
+        raise ConfigError(f"fingerprint algorithm {algo!r} is not available with DuckDB {duckdb.__version__} "
+                          f"(this process computes {FINGERPRINT_ALGO} and {LEGACY_FINGERPRINT_ALGO})")
     con = duckdb.connect()
     parts = []
     try:
         for kind, group in _group_sources(paths):
-            if kind == "parquet":
-                sql = (load_sql("queries/parquet_fingerprint_parquet.sql")
-                       .replace("{{select}}", _parquet_select(columns)).replace("{{row}}", row))
-                params = {"files": [str(p) for p in group], "lo": lo, "hi": hi}
-            else:
-                sql = (load_sql("queries/parquet_fingerprint_jsonl.sql")
-                       .replace("{{columns}}", _struct(columns)).replace("{{row}}", row))
-                params = {"files": [str(p) for p in group], "comp": kind, "lo": lo, "hi": hi}
+            params = {"files": [str(p) for p in group], "lo": lo, "hi": hi}
+            if kind != "parquet":
+                params["comp"] = kind
             try:
-                n, fp = con.execute(sql, params).fetchall()[0]
+                n, fp = con.execute(_fingerprint_sql(kind, columns, algo), params).fetchall()[0]
             except duckdb.Error as exc:
                 raise _duck_error(exc, group) from None
             parts.append((int(n), f"{int(fp):016x}"))
     finally:
         con.close()
     return combine_fingerprints(parts)
+
+
+def fingerprint_rows(rows: pa.Table, type_: str) -> tuple[int, str]:
+    """``fingerprint`` (``FINGERPRINT_ALGO``) of a ``read_rows`` table, without re-reading files:
+    DuckDB scans the Arrow table in place."""
+    columns = _check_type(type_)
+    con = duckdb.connect()
+    try:
+        con.register("mdcsql_rows", rows)
+        n, fp = con.execute(_fingerprint_sql("rows", columns, FINGERPRINT_ALGO)).fetchall()[0]
+    finally:
+        con.close()
+    return int(n), f"{int(fp):016x}"
 
 
 # ---- conversion ----------------------------------------------------------------------------------
@@ -503,12 +552,12 @@ def convert(src_paths: Iterable, dst_tmp, type_: str, *, compression: str | Code
     if dst_tmp.resolve() in {p.resolve() for p in src_paths}:
         raise ConfigError(f"{dst_tmp}: the destination is one of the sources")
     rows = read_rows(src_paths, type_, ts_range=ts_range)
+    expected = fingerprint_rows(rows, type_)        # the sources as read, parsed once
     table = parquet_table(rows, type_)
     try:
         _write(table, dst_tmp, spec, row_group_size, _is_compact(spec, compact))
-        expected = fingerprint(src_paths, type_, ts_range=ts_range)
-        got = fingerprint([dst_tmp], type_)
-        if got != expected or got[0] != table.num_rows:
+        got = fingerprint([dst_tmp], type_)          # the written file, re-read by DuckDB
+        if got != expected or got[0] != rows.num_rows:
             raise VerificationError(
                 f"{dst_tmp}: written Parquet does not match its sources: rows {got[0]} vs {expected[0]}, "
                 f"fingerprint {got[1]} vs {expected[1]}")
@@ -524,4 +573,5 @@ def convert(src_paths: Iterable, dst_tmp, type_: str, *, compression: str | Code
         first_seq=_stat(seq, pc.min), last_seq=_stat(seq, pc.max),
         symbols=tuple(sorted(pc.unique(rows["symbol"]).drop_null().to_pylist())),
         seconds=time.perf_counter() - t0, codec=spec.codec, level=spec.level,
-        row_groups=meta.num_row_groups, column_types={f.name: str(f.type) for f in table.schema})
+        row_groups=meta.num_row_groups, column_types={f.name: str(f.type) for f in table.schema},
+        fingerprint_algo=FINGERPRINT_ALGO)
