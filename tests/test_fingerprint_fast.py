@@ -127,3 +127,19 @@ def test_verify_recomputes_the_fast_fingerprint_and_notes_a_foreign_one(tmp_path
     assert verify_archive(archive).ok
     mpath.write_text(json.dumps(old))                     # the fast value read as MD5: a mismatch
     assert [p["problem"] for p in verify_archive(archive).problems] == ["content"]
+
+
+def test_ids_are_delta_byte_array_with_a_bloom_filter_and_unsorted_input_is_sorted(tmp_path):
+    lines = [_line(i, None) for i in range(20_000)]
+    src = _write(tmp_path / "a.jsonl", lines[10_000:] + lines[:10_000])     # out of order
+    res = P.convert([src], tmp_path / "a.parquet", "Trade", compression="zstd-12")
+    con = duckdb.connect()
+    enc = con.execute("SELECT encodings FROM parquet_metadata(?) WHERE path_in_schema = 'trade_id'",
+                      [str(res.path)]).fetchone()[0]
+    assert "DELTA_BYTE_ARRAY" in enc and "RLE_DICTIONARY" not in enc
+    probe = "SELECT bloom_filter_excludes FROM parquet_bloom_probe(?, 'trade_id', ?)"
+    assert con.execute(probe, [str(res.path), "t12345"]).fetchone()[0] is False
+    assert con.execute(probe, [str(res.path), "no-such-id"]).fetchone()[0] is True
+    seqs = [r[0] for r in con.execute("SELECT seq FROM read_parquet(?)", [str(res.path)]).fetchall()]
+    assert seqs == list(range(1, 20_001))
+    assert (res.rows, res.fingerprint) == P.fingerprint([src], "Trade")
