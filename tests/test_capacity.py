@@ -324,7 +324,11 @@ def test_capacity_runs_beside_a_collector(tmp_path):
         deadline = time.monotonic() + 60
         while not list((root / "live").rglob("*.jsonl")) and time.monotonic() < deadline:
             time.sleep(0.2)
-        out = json.loads(mdcsql("capacity", root, "--json").stdout)
+        while True:     # the collector's catalog syncer records a new file within moments
+            out = json.loads(mdcsql("capacity", root, "--json").stdout)
+            if out["current_files"] >= 1 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
         assert out["current_files"] >= 1 and out["current_usage_bytes"] > 0
     finally:
         stdout, err = proc.communicate(timeout=120)

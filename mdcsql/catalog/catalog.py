@@ -84,6 +84,10 @@ _WRITE_LOCKS: dict[str, threading.RLock] = {}
 _WRITE_LOCKS_GUARD = threading.Lock()
 
 
+#: times a user query is rerun when a file vanished between glob expansion and open
+_VANISHED_RETRIES = 5
+
+
 def _write_lock(db: Path) -> threading.RLock:
     with _WRITE_LOCKS_GUARD:
         return _WRITE_LOCKS.setdefault(str(db), threading.RLock())
@@ -290,7 +294,15 @@ class Catalog:
                      table_macros=[r[0] for r in self.execute(load_sql("queries/catalog_table_macros.sql")).rows])
         self._lock_down()
         try:
-            return self.execute(sql, params, max_rows=max_rows, time_limit=time_limit)
+            for attempt in range(_VANISHED_RETRIES):
+                try:
+                    return self.execute(sql, params, max_rows=max_rows, time_limit=time_limit)
+                except duckdb.IOException as exc:
+                    # a file the views' globs listed was sealed or migrated away before DuckDB
+                    # opened it: the next run expands the globs again and finds its new form
+                    if "No such file" not in str(exc) or attempt == _VANISHED_RETRIES - 1:
+                        raise
+                    time.sleep(0.02 * (attempt + 1))
         except duckdb.InterruptException:
             raise MdcsqlError(f"query exceeded its time limit of {time_limit:g} s") from None
         except duckdb.Error as exc:
