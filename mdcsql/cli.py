@@ -376,6 +376,8 @@ def verify(root, as_json):
                    f"{report.bytes_checked:,} bytes: " + ("all agree" if report.ok else f"{len(report.problems)} problem(s)"))
         for p in report.problems:
             click.echo(f"  {p['problem']}: {p['path']}: {p['detail']}", err=True)
+        for n in getattr(report, "notes", ()):
+            click.echo(f"  note: {n['path']}: {n['detail']}")
     sys.exit(EXIT_OK if report.ok else EXIT_FAILURE)
 
 
