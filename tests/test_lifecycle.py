@@ -309,3 +309,21 @@ def test_per_type_hot_compression_seals_each_type_with_its_codec(tmp_path):
     assert codecs == {"BboQuote": ["zstd"], "Trade": ["gzip"], "Heartbeat": ["none"]}
     assert levels["BboQuote"] == 3
     assert view_checks(archive)["bbo_quotes"][0] == 2 * len(SYMBOLS) * 40
+
+
+def test_the_commands_of_docs_lifecycle_md_run_as_written(week, tmp_path):
+    """Every `$ mdcsql ...` line of docs/lifecycle.md, on a copy of the 6-day archive as ./data."""
+    import re
+    import shlex
+    archive = copy_of(week, tmp_path)
+    (tmp_path / "data").symlink_to(archive.root)
+    text = (Path(__file__).parent.parent / "docs" / "lifecycle.md").read_text()
+    lines = [re.sub(r"\s+#.*$", "", m) for m in re.findall(r"^\$ (mdcsql .+)$", text, flags=re.M)]
+    assert len(lines) >= 5
+    for line in lines:
+        args = shlex.split(line)[1:]
+        out = subprocess.run([PYTHON, "-m", "mdcsql", *args], capture_output=True, text=True, cwd=tmp_path,
+                             env=python_env(), timeout=300)
+        assert out.returncode == 0, f"{line}: {out.stderr}"
+    with Archive.open(archive.root).catalog(read_only=True) as cat:   # the migrate line really ran
+        assert cat.execute("SELECT count(*) FROM files WHERE tier <> 'hot'").rows[0][0] > 0
