@@ -94,9 +94,11 @@ def canonical(value, view_type: str):
 
 def parquet_records(path: Path) -> list[dict]:
     table = pq.read_table(path)
-    out = table.to_pylist()
-    # datetime stops at microseconds: compare the int64 nanoseconds
+    # datetime stops at microseconds (and without pandas, to_pylist refuses ns): compare int64 ns
     ints = {k: table[k].cast(pa.timestamp("ns", tz="UTC")).cast(pa.int64()).to_pylist() for k in ("ts", "recv_ts")}
+    for k in ("ts", "recv_ts"):
+        table = table.set_column(table.schema.get_field_index(k), k, pa.array(ints[k], pa.int64()))
+    out = table.to_pylist()
     for i, row in enumerate(out):
         row["ts"], row["recv_ts"] = ints["ts"][i], ints["recv_ts"][i]
     return out
@@ -224,7 +226,7 @@ def test_row_groups_prune_by_symbol_and_ts(tmp_path):
     assert res.row_groups == 8
     md = pq.read_metadata(res.path)
     ts_col = [md.row_group(0).column(i).path_in_schema for i in range(md.num_columns)].index("ts")
-    bounds = [(md.row_group(g).column(ts_col).statistics.min, md.row_group(g).column(ts_col).statistics.max)
+    bounds = [(md.row_group(g).column(ts_col).statistics.min_raw, md.row_group(g).column(ts_col).statistics.max_raw)
               for g in range(md.num_row_groups)]
     assert all(a[1] <= b[0] for a, b in zip(bounds, bounds[1:]))       # disjoint, ascending ts
     sym_col = [md.row_group(0).column(i).path_in_schema for i in range(md.num_columns)].index("symbol")
