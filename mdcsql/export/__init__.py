@@ -1,0 +1,1 @@
+"""Export for external analysis: formats, profiles, transforms (design: External Analysis Export Architecture)."""
