@@ -433,3 +433,7 @@ cli.add_command(quota)
 
 from mdcsql.cli_compact import compact, split  # noqa: E402
 cli.add_command(compact); cli.add_command(split)
+
+
+from mdcsql.cli_export import export  # noqa: E402
+cli.add_command(export)

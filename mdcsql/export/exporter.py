@@ -194,7 +194,9 @@ def run_export(root, request: ExportRequest, *, progress: Callable[[int], None] 
             export_id=export_id, created_at=_utc(created), archive_version=version, request=request.to_dict(),
             format_name=spec.name, compression=ctx.compression(spec), partitioning=ctx.details.get("partitioning", []),
             files=entries, counts=counts_doc, quality=_quality_summary(quality), loader_code=loader,
-            notes=ctx.notes, extra={"incremental": request.incremental} if request.incremental else None)
+            notes=ctx.notes, extra={"source_archive": str(root), "incremental": request.incremental,
+                                    "incremental_marks": {s.event_type: [list(m) for m in s.marks] for s in sels
+                                                          if getattr(s, "marks", None) is not None} or None})
         metadata.write(partial, doc)
         os.rename(partial, final)
         fsync_dir(dest)
