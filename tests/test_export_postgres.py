@@ -328,6 +328,29 @@ def test_nul_in_a_string_is_a_clear_error(archive, tmp_path):
     writer = PostgresWriter(tmp_path, options=PgOptions())
     try:
         with pytest.raises(MdcsqlError, match="column venue holds a NUL character"):
-            writer.add("Trade", ODD, pa.Table.from_pylist(rows, schema=schema))
+            writer.add("Trade", pa.Table.from_pylist(rows, schema=schema), name=ODD)
     finally:
         writer.close()
+
+
+# ---------------------------------------------------------------- through the export registry
+@pytest.mark.parametrize("fmt", ["PostgresCopy", "SqlInsert"])
+def test_registry_formats_with_timescaledb_profile(archive, pg, db, tmp_path, fmt):
+    """`mdcsql export --profile TimescaleDB` path: the profile's options reach the writer, the
+    result loads as written, and export metadata lists the loader files."""
+    from mdcsql.export.exporter import run_export
+    from mdcsql.export.profiles import load_profile
+    from mdcsql.export.request import ExportRequest
+    options = load_profile("TimescaleDB").options.model_dump()
+    assert options["include_hypertable"] and options["chunk_interval"] == "1 day"
+    request = ExportRequest.build(format=fmt, destination=tmp_path / "out", options=options)
+    result = run_export(archive, request)
+    export = Path(result.path)
+    assert {"load.sql", "load.sh", "schema.sql", "indexes.sql", "timescaledb.sql"} <= set(
+        p.name for p in export.iterdir())
+    assert "INTERVAL '1 day'" in (export / "timescaledb.sql").read_text()
+    listed = json.loads((export / "export_metadata.json").read_text())
+    assert "load.sql" in json.dumps(listed)
+    done = _load_sh(export, pg, db)
+    assert "TimescaleDB extension not available on this server: trades loaded as a plain" in done.stderr
+    _assert_matches_archive(archive, pg, db)

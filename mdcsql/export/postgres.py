@@ -133,6 +133,19 @@ def _line_expr(table: str, cols: list[_Column], mode: str, batch: int) -> str:
             f" || CASE WHEN export_rn % {batch} = 0 OR export_rn = export_n THEN ';' ELSE ',' END")
 
 
+def _naive_utc(rows):
+    """Zone-aware timestamps (``timestamp[ns, tz=UTC]``) as plain ``timestamp[ns]`` of the same
+    instants: DuckDB reads zoned Arrow timestamps as microsecond TIMESTAMPTZ, dropping the ns."""
+    schema = rows.schema
+    if not any(pa.types.is_timestamp(f.type) and f.type.tz for f in schema):
+        return rows
+    naive = pa.schema([f.with_type(pa.timestamp(f.type.unit)) if pa.types.is_timestamp(f.type) and f.type.tz
+                       else f for f in schema])
+    if isinstance(rows, pa.Table):
+        return rows.cast(naive)
+    return pa.RecordBatchReader.from_batches(naive, (b.cast(naive) for b in rows))
+
+
 def _quote(ident: str) -> str:
     return f'"{ident}"'
 
@@ -185,29 +198,30 @@ class PostgresWriter:
             self._tables[table] = _TableOut(table, _columns(schema))
         return table
 
-    def add(self, type_: str, symbol: str, rows) -> int:
-        """Write the rows of one (type, symbol) chunk to a new data file; returns the row count."""
-        schema = rows.schema
-        table = self.declare(type_, schema)
+    def add(self, type_: str, rows, *, name: str | None = None) -> int:
+        """Write one chunk of rows of ``type_`` (an Arrow table or record batch reader of the
+        reader's schema) to a new data file, ``data/<table>/NNNN_<name>.<ext>`` (``name``: e.g. the
+        symbol; none: ``data/<table>/NNNN.<ext>``); returns the row count (no file for no rows)."""
+        rows = _naive_utc(rows)
+        table = self.declare(type_, rows.schema)
         out = self._tables[table]
-        count = rows.num_rows if isinstance(rows, pa.Table) else None
-        if count == 0:
+        if isinstance(rows, pa.Table) and rows.num_rows == 0:
             return 0
         ext = "copy" if self.mode == "copy" else "sql"
-        rel = f"data/{table}/{len(out.files) + 1:04d}_{_UNSAFE.sub('_', symbol)[:60]}.{ext}"
+        label = f"_{_UNSAFE.sub('_', name)[:60]}" if name else ""
+        rel = f"data/{table}/{len(out.files) + 1:04d}{label}.{ext}"
         path = self.workdir / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         line = _line_expr(table, out.columns, self.mode, self.options.insert_batch)
         sql = self._lines_sql.replace("{{line}}", line).replace("{{path}}", sql_literal(str(path)))
         self._con.register("export_rows", rows)
         try:
-            self._con.execute(sql)
-            if count is None:
-                count = self._con.execute("SELECT count(*) FROM export_rows").fetchall()[0][0]
+            result = self._con.execute(sql).fetchall()
         except duckdb.Error as exc:
-            raise MdcsqlError(f"PostgreSQL export of {table} for {symbol!r}: {str(exc).strip()}") from None
+            raise MdcsqlError(f"PostgreSQL export of {table} ({name or 'all symbols'}): {str(exc).strip()}") from None
         finally:
             self._con.unregister("export_rows")
+        count = int(result[0][0]) if result and result[0] else 0
         if count == 0:
             path.unlink(missing_ok=True)
             return 0
@@ -215,12 +229,17 @@ class PostgresWriter:
         out.rows += count
         return count
 
+    def tables(self) -> list[list[str]]:
+        """The data files written so far, per table (relative paths)."""
+        return [list(t.files) for t in self._tables.values()]
+
     @property
     def rows(self) -> int:
         return sum(t.rows for t in self._tables.values())
 
-    def finish(self) -> list[str]:
-        """Write schema/indexes/timescaledb/load scripts; returns every file written (relative)."""
+    def finish(self, *, scripts_only: bool = False) -> list[str]:
+        """Write schema/indexes/timescaledb/load scripts; returns every file written (relative),
+        or only the scripts."""
         opts, tables = self.options, list(self._tables.values())
         written: list[str] = []
 
@@ -258,7 +277,7 @@ class PostgresWriter:
         put("load.sql", _template("load.sql", format=MODES[self.mode], rows=str(self.rows), tables=names,
                                   steps="\n".join(steps), after="\n".join(after)))
         put("load.sh", _template("load.sh"), executable=True)
-        return [f for t in tables for f in t.files] + written
+        return written if scripts_only else [f for t in tables for f in t.files] + written
 
 
 def _symbols(root: Path, type_: str) -> list[str]:
@@ -342,7 +361,7 @@ def export_postgres(archive_root, *, symbols: Iterable[str] | None = None, types
                 if types is not None:
                     writer.declare(type_, reader.schema(type_))
                 for symbol in (chosen if chosen is not None else _symbols(root, type_)):
-                    n = writer.add(type_, symbol, reader.read(type_, symbol, start, end))
+                    n = writer.add(type_, reader.read(type_, symbol, start, end), name=symbol)
                     if progress and n:
                         progress(n)
         files = writer.finish()
