@@ -92,11 +92,11 @@ def _need(table: pa.Table, step: str, *columns: str) -> None:
                          f"(it has: {', '.join(table.column_names)})")
 
 
-def _run_sql(name: str, table: pa.Table, params: dict) -> pa.Table:
-    """Run `queries/<name>.sql` over `table` (as view transform_input) on a private connection."""
+def _run_sql(name: str, table: pa.Table, params: dict, view: str = "transform_input") -> pa.Table:
+    """Run `queries/<name>.sql` over `table` (as `view`) on a private in-memory connection."""
     con = duckdb.connect()
     try:
-        con.register("transform_input", table)
+        con.register(view, table)
         return con.sql(load_sql(f"queries/{name}.sql"), params=params).to_arrow_table()
     finally:
         con.close()
@@ -183,13 +183,13 @@ class Ohlcv(Step):
 
 @dataclass(frozen=True)
 class Dedup(Step):
-    """Drop repeated rows, keeping the first. Keys: 'event' (source, symbol, seq, the archive's
-    event identity; all columns but `file` when those are absent), 'all' (all but `file`), or a
-    list of column names."""
+    """Drop repeated rows, keeping the first. Keys: 'all' (every column but `file`: the same event
+    read twice, e.g. from two tiers), 'event' (source, symbol, seq: only for archives whose seq
+    never restarts within a source and symbol), or a list of column names."""
 
     NAME: ClassVar[str] = "dedup"
     PRIMARY: ClassVar[str] = "keys"
-    keys: Any = "event"
+    keys: Any = "all"
 
     def __post_init__(self):
         keys = self.keys
@@ -214,10 +214,9 @@ class Dedup(Step):
         keys = self._columns(table)
         if table.num_rows == 0:
             return table, f"no rows (keys: {', '.join(keys)})"
-        rows = _with_row(table)
-        first = rows.group_by(keys, use_threads=False).aggregate([("__row", "min")])
-        keep = pc.sort_indices(first.column("__row_min"))
-        out = table.take(pc.take(first.column("__row_min"), keep))
+        keep = _run_sql("export_transform_dedup", _with_row(table.select(keys)), {},
+                        view="dedup_input").column("__keep")
+        out = table if len(keep) == table.num_rows else table.take(keep)
         return out, f"{table.num_rows - out.num_rows} duplicate(s) dropped (keys: {', '.join(keys)})"
 
 
