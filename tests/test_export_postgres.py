@@ -351,6 +351,11 @@ def test_registry_formats_with_timescaledb_profile(archive, pg, db, tmp_path, fm
     assert "INTERVAL '1 day'" in (export / "timescaledb.sql").read_text()
     listed = json.loads((export / "export_metadata.json").read_text())
     assert "load.sql" in json.dumps(listed)
+    if fmt == "PostgresCopy":               # the COPY files are read back for counts and verify
+        from mdcsql.export.fmt_postgres import count_copy
+        want = {(r["symbol"], r["day"]): r["n"] for r in _duck(
+            archive, "SELECT symbol, strftime(ts, '%Y-%m-%d') AS day, count(*) AS n FROM events GROUP BY ALL")}
+        assert count_copy(sorted(export.glob("data/*/*.copy"))) == want
     done = _load_sh(export, pg, db)
     assert "TimescaleDB extension not available on this server: trades loaded as a plain" in done.stderr
     _assert_matches_archive(archive, pg, db)

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+
 from mdcsql.export.formats import register_format
 from mdcsql.export.postgres import MODES, PgOptions, PostgresWriter
+from mdcsql.sql import load_sql
 
 _ATTR = "_mdcsql_pg_writer"
 
@@ -53,6 +56,20 @@ def _finish(ctx, sels, *, mode: str) -> list[Path]:
     return [ctx.out_dir / f for f in files]
 
 
+def count_copy(files: list[Path], event_type: str | None = None) -> dict[tuple[str, str], int]:
+    """Events per (symbol, UTC day) of PostgresCopy data files, read back as written (for the
+    export's recorded counts and ``mdcsql export verify``)."""
+    files = [f for f in files if str(f).endswith(".copy")]
+    if not files:
+        return {}
+    con = duckdb.connect()
+    try:
+        rows = con.execute(load_sql("queries/export_pg_count_copy.sql"), {"files": [str(f) for f in files]}).fetchall()
+    finally:
+        con.close()
+    return {(s, d): int(n) for s, d, n in rows}
+
+
 def _write_copy(ctx, sel):
     return _write(ctx, sel, mode="copy")
 
@@ -69,7 +86,7 @@ def _finish_insert(ctx, sels):
     return _finish(ctx, sels, mode="insert")
 
 
-register_format(MODES["copy"], _write_copy, finish=_finish_copy, compressions=("none",),
+register_format(MODES["copy"], _write_copy, finish=_finish_copy, count=count_copy, compressions=("none",),
                 description="PostgreSQL: COPY text files per type, DDL, indexes, psql loader "
                             "(TimescaleDB profile: guarded hypertables)")
 register_format(MODES["insert"], _write_insert, finish=_finish_insert, compressions=("none",),
