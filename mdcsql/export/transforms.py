@@ -33,7 +33,8 @@ from mdcsql.errors import ConfigError, InputError
 from mdcsql.sql import load_sql
 
 __all__ = ["Step", "TimeAlign", "Ohlcv", "Dedup", "QualityFilter", "Normalize", "Pipeline",
-           "Context", "StepReport", "parse_interval", "parse_pipeline", "STEPS"]
+           "Context", "StepReport", "TransformedSelection", "apply", "parse_interval",
+           "parse_pipeline", "STEPS"]
 
 _UNITS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
           "min": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000}
@@ -460,3 +461,90 @@ def parse_pipeline(specs: Any) -> Pipeline:
     if isinstance(specs, Pipeline):
         return specs
     return Pipeline([parse_step(s) for s in specs])
+
+
+# -- the export core's hook ------------------------------------------------------------------------
+
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+def _kind(dtype: pa.DataType) -> str:
+    if pa.types.is_timestamp(dtype):
+        return "time"
+    if pa.types.is_decimal(dtype):
+        return "decimal"
+    if pa.types.is_list(dtype) or pa.types.is_large_list(dtype):
+        inner = dtype.value_type
+        if (pa.types.is_list(inner) or pa.types.is_large_list(inner)) and pa.types.is_decimal(inner.value_type):
+            return "levels"
+        return "list"
+    return "plain"
+
+
+class TransformedSelection:
+    """A Selection whose rows went through a Pipeline: the same interface the formats use
+    (`reader`, `sql`, `params`, `expected_counts`), over the transformed Arrow table, which is
+    registered on the export's connection as `export_transformed_<view>`."""
+
+    def __init__(self, sel, table: pa.Table, pipeline: Pipeline, con) -> None:
+        self.request, self.event_type, self.marks = sel.request, sel.event_type, getattr(sel, "marks", None)
+        self.base, self.pipeline = sel, pipeline
+        bad = [c for c in table.column_names if not _IDENT.match(c)]
+        if bad:
+            raise InputError(f"transformed {sel.view}: unusable column name(s) {', '.join(bad)}")
+        self.table = table
+        self.columns = table.column_names
+        self.table_name = f"export_transformed_{sel.view}"
+        con.register(self.table_name, table)
+
+    @property
+    def view(self) -> str:
+        return self.base.view
+
+    def sql(self, projection: str = "native", columns: list[str] | None = None) -> str:
+        from mdcsql.export.selection import _expr
+        wanted = columns or self.columns
+        missing = [c for c in wanted if c not in self.columns]
+        if missing:
+            raise InputError(f"transformed {self.view} has no column {', '.join(missing)}")
+        kinds = {f.name: _kind(f.type) for f in self.table.schema}
+        exprs = ", ".join(_expr(c, kinds[c], projection) for c in wanted)
+        return (load_sql("queries/export_transformed_select.sql")
+                .replace("{{columns}}", exprs).replace("{{table}}", self.table_name))
+
+    def params(self) -> dict:
+        return {}
+
+    def reader(self, con=None, *, batch_rows: int = 122_880) -> pa.RecordBatchReader:
+        from mdcsql.export.selection import utc_schema
+        schema = utc_schema(self.table.schema)
+        table = self.table.cast(schema)
+        return pa.RecordBatchReader.from_batches(schema, table.to_batches(max_chunksize=batch_rows))
+
+    def expected_counts(self, con=None) -> dict[tuple[str, str], int]:
+        """Rows per (symbol, UTC day) of the transformed table (what the files must hold)."""
+        if "symbol" not in self.columns or "ts" not in self.columns:
+            return {}
+        day = pc.strftime(self.table.column("ts").cast(pa.timestamp("ns", tz="UTC")), format="%Y-%m-%d")
+        grouped = pa.table({"symbol": self.table.column("symbol"), "day": day}).group_by(
+            ["symbol", "day"]).aggregate([([], "count_all")])
+        return {(s, d): n for s, d, n in zip(*(grouped.column(c).to_pylist()
+                                               for c in ("symbol", "day", "count_all")))}
+
+
+def apply(ctx, sel, specs) -> TransformedSelection:
+    """The export core's hook: run `specs` (ExportRequest.transforms) over `sel`'s rows.
+
+    Reads the selection into memory (transforms such as bars and dedup need whole groups), loads
+    the archive's symbol registry only when a step canonicalises symbols, and records what each
+    step did in `ctx.notes`.
+    """
+    pipeline = parse_pipeline(specs)
+    registry = None
+    if any(isinstance(s, Normalize) and s.symbols == "canonical" for s in pipeline.steps):
+        from mdcsql.registry import SymbolRegistry
+        registry = SymbolRegistry.load(ctx.catalog)
+    table = pipeline.apply(sel.reader(ctx.con), registry=registry)
+    ctx.notes.extend(f"{sel.event_type} {note}" for note in pipeline.notes)
+    ctx.details.setdefault("transforms", pipeline.specs())
+    return TransformedSelection(sel, table, pipeline, ctx.con)
