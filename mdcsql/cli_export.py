@@ -189,3 +189,8 @@ def schedules_cmd(root, as_json):
     _table(["name", "cron", "next_run", "format", "incremental", "destination"],
            [(e["name"], e["cron"], e["next_run"], e["template"].get("format"), e["incremental"],
              e["template"].get("destination")) for e in entries], title=f"{len(entries)} schedule(s)")
+
+
+from mdcsql.export.cli_profiles import profiles_cmd  # noqa: E402  (export profiles, docs/export-profiles.md)
+
+export.add_command(profiles_cmd)
