@@ -143,7 +143,7 @@ def run_export(root, request: ExportRequest, *, progress: Callable[[int], None] 
     spec = get_format(request.format)
     created = datetime.now(timezone.utc)
     export_id = str(uuid.uuid4())
-    name = request.name or (f"{request.incremental}-{created:%Y%m%dT%H%M%SZ}" if request.incremental
+    name = request.name or (f"{request.incremental}-{created:%Y%m%dT%H%M%SZ}-{export_id[:8]}" if request.incremental
                             else f"{spec.name.lower()}-{created:%Y%m%dT%H%M%SZ}-{export_id[:8]}")
     dest = Path(request.destination).resolve()
     if dest == root or root in dest.parents and dest.parts[len(root.parts)] != "exports":
