@@ -179,7 +179,7 @@ def _expected(archive) -> dict:
             "quotes": view_table(archive, "bbo_quotes").num_rows}
 
 
-@pytest.mark.parametrize("fmt", ["Parquet", "ParquetPartitioned", "Csv", "JsonLinesCompressed"])
+@pytest.mark.parametrize("fmt", ["Parquet", "ParquetPartitioned", "Csv", "JsonLinesCompressed", "ParquetDelta"])
 def test_generated_python_loader_gives_exact_frames(archive, tmp_path, fmt):
     pytest.importorskip("pandas", reason="pandas is in the test extra (pip install -e .[test])")
     out = _export(archive, tmp_path / "out", fmt)

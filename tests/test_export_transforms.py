@@ -197,3 +197,25 @@ def test_intervals_and_missing_columns():
             parse_interval(bad)
     with pytest.raises(InputError, match="no column price"):
         Ohlcv().run(pa.table({"ts": pa.array([0], UTC_NS), "symbol": ["A"]}), None)
+
+
+def test_transforms_through_the_export_core_for_text_and_columnar_formats(tmp_path):
+    from mdcsql.export.exporter import run_export
+    from mdcsql.export.request import ExportRequest
+    root = sim_archive(tmp_path / "a", events=600, days=("2024-01-02",))
+    expected = Pipeline([Ohlcv("1s")]).apply(view_table(root, "trades"))
+    for fmt, name in (("Csv", "trades.csv"), ("Parquet", "trades.parquet")):
+        req = ExportRequest.build(format=fmt, destination=tmp_path / "out", types="Trade",
+                                  transforms=["dedup", "ohlcv:1s"])
+        result = run_export(root, req)
+        assert result.events == expected.num_rows
+        con = duckdb.connect()
+        path = str(result.path / "data" / name)
+        if fmt == "Csv":
+            got = con.execute("SELECT symbol, open::DECIMAL(38,18), close::DECIMAL(38,18), trades::BIGINT "
+                              "FROM read_csv($p, all_varchar=true) ORDER BY symbol, ts", {"p": path}).fetchall()
+        else:
+            got = con.execute("SELECT symbol, open, close, trades FROM read_parquet($p) ORDER BY symbol, ts",
+                              {"p": path}).fetchall()
+        assert got == [(r["symbol"], r["open"], r["close"], r["trades"]) for r in expected.to_pylist()]
+        assert any("ohlcv: trade bars of 1s" in n for n in result.notes)
