@@ -15,6 +15,7 @@ import os
 import re
 import time
 import zipfile
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -35,6 +36,8 @@ RESOLUTIONS: dict[str, tuple[int | None, int, str | None]] = {
     "daily": (DAY_NS, 4, "1d"),
 }
 DATA_TYPES = ("trade", "quote")
+#: the event types a Lean export reads
+EVENT_TYPES = ("Trade", "BboQuote", "HistoricalBar")
 #: security type -> (data time zone, prices in deci-cents, fixed market or None = must be given)
 SECURITY_TYPES: dict[str, tuple[str, bool, str | None]] = {
     "equity": ("America/New_York", True, "usa"),
@@ -157,13 +160,16 @@ class _Query:
 def write_lean(archive_root, *, dest, symbols=None, data_types=DATA_TYPES, resolutions=("tick",),
                start=None, end=None, sources=None, security_type: str = "equity", market: str | None = None,
                include_auxiliary: bool = True, quote_condition: str = DEFAULT_QUOTE_CONDITION,
-               stamp: tuple | None = None) -> list[LeanFile]:
+               event_types=EVENT_TYPES, stamp: tuple | None = None, catalog=None) -> list[LeanFile]:
     """Write a Lean data tree under ``dest`` (``equity/usa/…`` or ``crypto/<market>/…``) and return
     what was written. ``symbols`` None = every symbol of that asset class with trades, quotes or
     bars; ``sources`` None = every source; ``start``/``end`` bound ``ts`` (UTC, ``[start, end)``;
     a date as ``end`` includes that day). Bars of a resolution come from stored bars of that
-    interval for each day that has them and are aggregated from ticks otherwise. ``stamp`` is
-    the zip entries' modification time (default: now, local time as zip stores it)."""
+    interval for each day that has them and are aggregated from ticks otherwise. ``event_types``
+    limits the views read (``Trade`` ticks and trade-bar aggregation, ``BboQuote`` quote ticks and
+    quote bars, ``HistoricalBar`` stored bars). ``stamp`` is the zip entries' modification time
+    (default: now, local time as zip stores it). ``catalog``: an open catalog to use (the export
+    core's), else the archive's is opened read-only."""
     from mdcsql.catalog import Catalog
 
     security_type = _choice(security_type, tuple(SECURITY_TYPES), "security_type")[0]
@@ -189,11 +195,12 @@ def write_lean(archive_root, *, dest, symbols=None, data_types=DATA_TYPES, resol
     stamp = stamp or time.localtime()[:6]
     base = {"all_sources": not src, "sources": src or [""], "start": lo, "end": hi, "tz": tz,
             "scaled": scaled, "full": security_type == "equity", "condition": quote_condition}
+    etypes = [t for t in EVENT_TYPES if t in set(event_types or EVENT_TYPES)]
     written: list[LeanFile] = []
-    with Catalog.open(root, read_only=True) as cat:
+    with (nullcontext(catalog) if catalog is not None else Catalog.open(root, read_only=True)) as cat:
         q = _Query(cat, base)
         if symbols is None or symbols == []:
-            types = ["Trade", "BboQuote", "HistoricalBar"]
+            types = list(etypes)
             symbols = [r[0] for r in cat.execute(load_sql("queries/export_lean_symbols.sql"),
                                                  {"asset_class": security_type, "types": types}).rows]
         else:
@@ -204,7 +211,7 @@ def write_lean(archive_root, *, dest, symbols=None, data_types=DATA_TYPES, resol
             ticker = ticker_of(symbol, security_type)
             for res in res_list:
                 for kind in kinds:
-                    written += _write_kind(q, dest, top, symbol, ticker, res, kind, security_type, stamp)
+                    written += _write_kind(q, dest, top, symbol, ticker, res, kind, security_type, stamp, etypes)
         if include_auxiliary and security_type == "equity":
             written += _write_map_files(root, dest, top, symbols)
     if written:
@@ -218,19 +225,27 @@ def export_lean(archive_root, *, dest, **kwargs) -> list[Path]:
 
 
 def _write_kind(q: _Query, dest: Path, top: str, symbol: str, ticker: str, res: str, kind: str,
-                security_type: str, stamp: tuple) -> list[LeanFile]:
+                security_type: str, stamp: tuple, etypes: list[str]) -> list[LeanFile]:
     bar_ns, slot, interval = RESOLUTIONS[res]
     hm = res in ("hour", "daily")
     regular = hm and security_type == "equity"
+    days: dict[int, tuple[int, str]] = {}
+    origin: dict[int, str] = {}
+    if kind == "quote" and "BboQuote" not in etypes:
+        return []
     if res == "tick":
+        if kind == "trade" and "Trade" not in etypes:
+            return []
         days = q.days(f"export_lean_{kind}_ticks", symbol)
         origin = {d: "ticks" for d in days}
     elif kind == "trade":
-        days = q.days("export_lean_trade_bars", symbol, interval=interval, hm=hm)
-        origin = {d: "stored bars" for d in days}
-        for d, v in q.days("export_lean_trade_bars_agg", symbol, bar_ns=bar_ns, hm=hm, regular=regular).items():
-            if d not in days:
-                days[d], origin[d] = v, "aggregated from trades"
+        if "HistoricalBar" in etypes:
+            days = q.days("export_lean_trade_bars", symbol, interval=interval, hm=hm)
+            origin = {d: "stored bars" for d in days}
+        if "Trade" in etypes:
+            for d, v in q.days("export_lean_trade_bars_agg", symbol, bar_ns=bar_ns, hm=hm, regular=regular).items():
+                if d not in days:
+                    days[d], origin[d] = v, "aggregated from trades"
     else:
         days = q.days("export_lean_quote_bars", symbol, bar_ns=bar_ns, hm=hm, slot=slot)
         origin = {d: "quote snapshots" for d in days}
@@ -314,3 +329,70 @@ def _fsync_tree(dest: Path) -> None:
     from mdcsql.durable import fsync_dir
     for dirpath, _dirs, _files in os.walk(dest):
         fsync_dir(Path(dirpath))
+
+
+# ---------------------------------------------------------------------- the format registry
+
+#: event type whose files a LeanFile is listed under in the export metadata
+_LISTED_UNDER = {"ticks": {"trade": "Trade", "quote": "BboQuote"}, "stored bars": "HistoricalBar",
+                 "aggregated from trades": "Trade", "quote snapshots": "BboQuote",
+                 "aggregated from quotes": "BboQuote"}
+
+
+def _listed_under(f: LeanFile) -> str | None:
+    kinds = [k.strip() for k in f.origin.split("+")]
+    first = _LISTED_UNDER.get(kinds[0])
+    return first.get(f.data_type) if isinstance(first, dict) else first
+
+
+def _options(request) -> dict:
+    """``write_lean`` keywords from the request's options (the QuantConnectLean profile's keys)."""
+    o = dict(request.options or {})
+    unknown = sorted(set(o) - {"resolution", "market", "security_type", "data_type", "include_auxiliary",
+                               "quote_condition"})
+    if unknown:
+        raise InputError(f"unknown LeanZip option(s) {', '.join(unknown)}; allowed: resolution, market, "
+                         "security_type, data_type, include_auxiliary, quote_condition", field="options")
+    kw = {"resolutions": o.get("resolution", "tick"), "data_types": o.get("data_type", DATA_TYPES),
+          "security_type": o.get("security_type", "equity"), "market": o.get("market"),
+          "include_auxiliary": bool(o.get("include_auxiliary", True))}
+    if "quote_condition" in o:
+        kw["quote_condition"] = o["quote_condition"]
+    return kw
+
+
+def _format_write(ctx, sel) -> list[Path]:
+    """LeanZip's ``write``: the whole Lean tree is written at the first event type's call (a Lean
+    file may come from two types: bars stored or aggregated from trades); each call returns the
+    files listed under its type, the map files under the first."""
+    files = getattr(ctx, "_lean_files", None)
+    if files is None:
+        r = ctx.request
+        if r.dedupe or r.transforms or r.incremental:
+            raise MdcsqlError("LeanZip writes Lean's own data files: --dedupe, transforms and --incremental "
+                              "do not apply to it (export again to refresh)")
+        wanted = list(r.types or EVENT_TYPES)
+        files = write_lean(ctx.root, dest=ctx.data_dir, symbols=r.symbols or None, start=r.start_ns, end=r.end_ns,
+                           sources=r.sources or None, event_types=[t for t in wanted if t in EVENT_TYPES],
+                           catalog=ctx.catalog, **_options(r))
+        ctx._lean_files = files
+        ctx._lean_first = sel.event_type
+        ctx.details["lean"] = [f.to_dict() for f in files]
+        summary: dict[tuple, list[str]] = {}
+        for f in files:
+            summary.setdefault((f.symbol, f.resolution, f.data_type, f.origin), []).append(f.path)
+        for (symbol, res, kind, origin), paths in sorted(summary.items(), key=lambda kv: [str(x) for x in kv[0]]):
+            what = f"{res} {kind}" if res else kind
+            ctx.notes.append(f"LeanZip {symbol} {what}: {len(paths)} file(s) from {origin}")
+    out = [f for f in files if _listed_under(f) == sel.event_type
+           or (_listed_under(f) is None and sel.event_type == ctx._lean_first)]
+    return [ctx.data_dir / f.path for f in out]
+
+
+def _register() -> None:
+    from mdcsql.export.formats import register_format
+    register_format("LeanZip", _format_write, compressions=("deflate",),
+                    description="QuantConnect Lean data zips (equity/usa, crypto/<market>): ticks, bars, map files")
+
+
+_register()
