@@ -176,7 +176,9 @@ def run_export(root, request: ExportRequest, *, progress: Callable[[int], None] 
             if request.transforms:
                 sel = _transformed(ctx, sel)
             typed[sel.event_type] = [Path(p) for p in spec.write(ctx, sel)]
-            if spec.count is not None:
+            if sel.event_type in ctx.counts:                  # the writer tallied what it wrote
+                counts[sel.event_type] = ctx.counts[sel.event_type]
+            elif spec.count is not None:
                 counts[sel.event_type] = spec.count(typed[sel.event_type], sel.event_type)
             else:
                 counts[sel.event_type] = sel.expected_counts(con)

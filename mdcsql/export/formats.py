@@ -10,8 +10,9 @@ A format is a :class:`FormatSpec` registered under its design name (``ExportForm
   ``sel.reader(ctx.con)``); it writes under ``ctx.data_dir`` and returns the data files it wrote.
 - ``finish(ctx, sels) -> list[Path]`` (optional) runs once after every type: DDL, loader scripts.
 - ``count(files, event_type) -> {(symbol, 'YYYY-MM-DD'): events}`` (optional) reads written files
-  back; the export records it and ``mdcsql export verify`` compares it with the archive. Without
-  one the export records the archive's counts for the selection (the format cannot be read back).
+  back; ``mdcsql export verify`` uses it, and the export records it unless the writer tallied its
+  batches (``ctx.tally(event_type, batch)``, cheaper). Without either the export records the
+  archive's counts for the selection (the format cannot be read back).
 
 Names are matched case-insensitively ignoring ``_``/``-``, so profiles' ``parquet_partitioned`` or
 ``lean_zip`` find ``ParquetPartitioned`` / ``LeanZip``. Format modules register themselves on
@@ -60,6 +61,18 @@ class ExportContext:
     details: dict = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     loader_code: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)   # type -> {(symbol, day): events}, when a writer tallies
+
+    def tally(self, event_type: str, batch: pa.RecordBatch) -> None:
+        """Count a written batch per (symbol, UTC day): cheaper than reading the files back."""
+        import pyarrow.compute as pc
+        days = pc.divide(batch.column("ts").cast(pa.int64()), 86_400 * 10**9)
+        grouped = pa.table({"symbol": batch.column("symbol"), "day": days}).group_by(["symbol", "day"]).aggregate(
+            [([], "count_all")])
+        out = self.counts.setdefault(event_type, {})
+        for sym, day, n in zip(*(grouped.column(c).to_pylist() for c in ("symbol", "day", "count_all"))):
+            key = (sym, _day_text(day))
+            out[key] = out.get(key, 0) + n
 
     @property
     def data_dir(self) -> Path:
@@ -76,6 +89,11 @@ class ExportContext:
             raise MdcsqlError(f"format {spec.name} does not support compression {wanted!r}; "
                               f"allowed: {', '.join(spec.compressions)}")
         return wanted
+
+
+def _day_text(days: int) -> str:
+    from datetime import date, timedelta
+    return (date(1970, 1, 1) + timedelta(days=days)).isoformat()
 
 
 @dataclass(frozen=True)
@@ -235,6 +253,7 @@ def _write_parquet(ctx, sel):
     with pq.ParquetWriter(path, reader.schema, compression=comp) as writer:
         for batch in reader:
             writer.write_batch(batch, row_group_size=rows)
+            ctx.tally(sel.event_type, batch)
             ctx.progress(batch.num_rows)
     return [path]
 
@@ -258,6 +277,7 @@ def _write_parquet_partitioned(ctx, sel):
 
     def batches():
         for b in reader:
+            ctx.tally(sel.event_type, b)
             ctx.progress(b.num_rows)
             day = pc.strftime(b.column("ts"), format="%Y-%m-%d")
             yield pa.RecordBatch.from_arrays([*b.columns, day], schema=schema)
@@ -280,6 +300,7 @@ def _ipc(ctx, sel, *, spec: FormatSpec, suffix: str) -> list[Path]:
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, reader.schema, options=options) as writer:
         for batch in reader:
             writer.write_batch(batch)
+            ctx.tally(sel.event_type, batch)
             ctx.progress(batch.num_rows)
     return [path]
 
