@@ -349,7 +349,7 @@ def _options(request) -> dict:
     """``write_lean`` keywords from the request's options (the QuantConnectLean profile's keys)."""
     o = dict(request.options or {})
     unknown = sorted(set(o) - {"resolution", "market", "security_type", "data_type", "include_auxiliary",
-                               "quote_condition"})
+                               "quote_condition", "post_export"})    # post_export: the core's (loaders)
     if unknown:
         raise InputError(f"unknown LeanZip option(s) {', '.join(unknown)}; allowed: resolution, market, "
                          "security_type, data_type, include_auxiliary, quote_condition", field="options")
