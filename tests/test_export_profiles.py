@@ -231,3 +231,21 @@ def test_r_loader(archive, tmp_path, fmt):
         pytest.skip("Rscript is not installed: load.R checked by content only")
     proc = subprocess.run(["Rscript", "load.R"], cwd=out, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0 and "== trades:" in proc.stdout, proc.stderr
+
+
+def test_cli_export_with_the_python_pandas_profile_writes_the_loader_files(archive, tmp_path):
+    """The profile's post_export reaches the export core: no separate call writes the loaders."""
+    dest = tmp_path / "out"
+    proc = subprocess.run([PYTHON, "-m", "mdcsql", "export", str(archive), "--profile", "PythonPandas",
+                           "--types", "Trade", "--dest", str(dest)], capture_output=True, text=True,
+                          env=python_env(), timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    done = [p for p in dest.rglob("load.py")]
+    assert len(done) == 1, list(dest.rglob("*"))[:20]
+    out = done[0].parent
+    assert {"load.py", "load.R", "requirements.txt", "explore.ipynb"} <= {p.name for p in out.iterdir()}
+    meta = json.loads(next(out.glob("*metadata*.json")).read_text())
+    assert "load.py" in json.dumps(meta) or "from load import" in json.dumps(meta)
+    verify = subprocess.run([PYTHON, "-m", "mdcsql", "export", "verify", str(out), "--root", str(archive)],
+                            capture_output=True, text=True, env=python_env(), timeout=300)
+    assert verify.returncode == 0, verify.stdout + verify.stderr

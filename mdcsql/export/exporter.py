@@ -185,6 +185,9 @@ def run_export(root, request: ExportRequest, *, progress: Callable[[int], None] 
                 ctx.notes.append(f"{spec.name} files are not read back: {sel.event_type} counts are the archive's")
         if spec.finish is not None:
             spec.finish(ctx, sels)
+        from mdcsql.export.loaders import finish_loaders, wants_loaders
+        if wants_loaders(request):        # the profile's post_export: load.py, load.R, notebook
+            finish_loaders(ctx, sels)
         quality = {t: _quality(con, request, t) for t in request.types}
         counts_doc = _counts_doc(counts)
         entries = metadata.file_entries(partial, typed, counts_doc)
