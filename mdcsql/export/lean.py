@@ -214,8 +214,7 @@ def write_lean(archive_root, *, dest, symbols=None, data_types=DATA_TYPES, resol
                     written += _write_kind(q, dest, top, symbol, ticker, res, kind, security_type, stamp, etypes)
         if include_auxiliary and security_type == "equity":
             written += _write_map_files(root, dest, top, symbols)
-    if written:
-        _fsync_tree(dest)
+    _fsync_dirs(dest, written)
     return written
 
 
@@ -324,11 +323,11 @@ def _write_map_files(root: Path, dest: Path, top: str, symbols: list[str]) -> li
     return out
 
 
-def _fsync_tree(dest: Path) -> None:
-    """fsync every directory of the written tree (the files were fsynced one by one)."""
+def _fsync_dirs(dest: Path, written: list[LeanFile]) -> None:
+    """fsync the directories that received files (each file was fsynced before its rename)."""
     from mdcsql.durable import fsync_dir
-    for dirpath, _dirs, _files in os.walk(dest):
-        fsync_dir(Path(dirpath))
+    for d in sorted({(dest / f.path).parent for f in written}):
+        fsync_dir(d)
 
 
 # ---------------------------------------------------------------------- the format registry
