@@ -131,6 +131,10 @@ def register_format(name: str, write: Callable, **kw) -> FormatSpec:
     return spec
 
 
+#: formats registered by this module itself (filled when the module has been imported)
+_BUILTIN: set[str] = set()
+
+
 def load_plugins() -> list[str]:
     """Import the format modules (each registers its formats); returns their names."""
     import mdcsql.export as pkg
@@ -143,8 +147,11 @@ def load_plugins() -> list[str]:
 
 
 def format_names() -> list[str]:
+    """The generic formats in their order of definition, then the plug-ins' by name — the same
+    on every machine, whichever plug-in happened to be imported first."""
     load_plugins()
-    return list(FORMATS)
+    builtin = [n for n in FORMATS if n in _BUILTIN]
+    return builtin + sorted(n for n in FORMATS if n not in _BUILTIN)
 
 
 def resolve_format(name: str) -> str:
@@ -331,3 +338,5 @@ register_format("CsvCompressed", _write_csv_gz, count=count_csv, compressions=("
                 description="Csv, gzip-compressed (.csv.gz)")
 register_format("FeatherV2", _write_feather, count=count_arrow, compressions=("lz4", "zstd", "none"),
                 description="Feather v2 (Arrow IPC file, lz4) per type (.feather)")
+
+_BUILTIN.update(FORMATS)     # everything registered above is generic; plug-ins come later
