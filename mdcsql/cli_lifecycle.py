@@ -94,19 +94,11 @@ def _show_plan(p, as_json: bool) -> None:
 def tier_migrate(root, as_of, parallel, dry_run, as_json):
     """Run the tier plan: each step copies, verifies, swaps, records lineage, then deletes its
     inputs. Safe to interrupt: a rerun finishes or redoes what was cut off."""
-    from mdcsql.lifecycle.migrate import migrate
     archive = _archive(root)
     tiering = archive.settings.storage.tiering
     parallel = parallel or (tiering.parallel_migrations if tiering and tiering.parallel_migrations else 1)
-    progress = None
-    if sys.stderr.isatty() and not dry_run:
-        from rich.progress import Progress
-        bar = Progress(transient=True)
-        task = None
-
-        def progress(step):
-            bar.advance(task)
-    p, result = _run_migrate(archive, as_of, parallel, dry_run, progress, locals().get("bar"))
+    p, result = _run_migrate(archive, _instant(as_of), parallel, dry_run,
+                             show_bar=sys.stderr.isatty() and not dry_run)
     if dry_run:
         _show_plan(p, as_json)
         return
@@ -124,18 +116,16 @@ def tier_migrate(root, as_of, parallel, dry_run, as_json):
     sys.exit(EXIT_OK if not result.steps_failed else EXIT_FAILURE)
 
 
-def _run_migrate(archive, as_of, parallel, dry_run, progress, bar):
+def _run_migrate(archive, as_of, parallel: int, dry_run: bool, *, show_bar: bool):
+    """`migrate`, with a progress bar of steps on a terminal."""
     from mdcsql.lifecycle.migrate import migrate
-    if bar is None:
-        return migrate(archive, as_of=_instant(as_of), parallel=parallel, dry_run=dry_run,
-                       on_progress=progress)
-    with bar:
+    if not show_bar:
+        return migrate(archive, as_of=as_of, parallel=parallel, dry_run=dry_run)
+    from rich.progress import Progress
+    with Progress(transient=True) as bar:
         task = bar.add_task("migrating", total=None)
-
-        def step_done(step):
-            bar.advance(task)
-        return migrate(archive, as_of=_instant(as_of), parallel=parallel, dry_run=dry_run,
-                       on_progress=step_done)
+        return migrate(archive, as_of=as_of, parallel=parallel, dry_run=dry_run,
+                       on_progress=lambda step: bar.advance(task))
 
 
 @click.command()

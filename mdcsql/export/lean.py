@@ -11,7 +11,6 @@ reported in each file's ``origin``.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import zipfile

@@ -21,8 +21,7 @@ from mdcsql.ingest.seal import utc_now_iso
 from mdcsql.layout import DAY_NS
 from mdcsql.lifecycle import codecs, parquet
 from mdcsql.lifecycle.policy import Decision, decide
-from mdcsql.lifecycle.tiers import (GRANULARITIES, archive_relpath, label_of, label_range, parse_any,
-                                    tier_specs)
+from mdcsql.lifecycle.tiers import archive_relpath, label_of, label_range, parse_any, tier_specs
 from mdcsql.lifecycle.transition import Transition, lifecycle_lock, recover_transitions
 
 __all__ = ["Step", "Plan", "MigrationResult", "plan", "migrate", "catalog_rows", "protections"]
@@ -119,7 +118,6 @@ def plan(archive, *, as_of: datetime, rows: list[dict] | None = None) -> Plan:
     prot = protections(archive.root, archive.settings, rows, as_of)
     decisions = decide(rows, archive.settings, as_of, protections=prot)
     by_path = {r["path"]: r for r in rows}
-    specs = tier_specs(archive.settings)
     steps: list[Step] = []
     taken = set(by_path)
     archive_bound: list[tuple[Decision, dict]] = []
@@ -200,7 +198,6 @@ def _archive_steps(archive, bound: list[tuple[Decision, dict]], rows: list[dict]
         for labels in comps.values():
             inputs: dict[str, dict] = {}
             outputs = []
-            blocked = False
             for lab in sorted(labels):
                 for r in by_label[lab]:
                     inputs[r["path"]] = r
@@ -214,8 +211,6 @@ def _archive_steps(archive, bound: list[tuple[Decision, dict]], rows: list[dict]
                         inputs[out] = existing[out]  # rewrite it with the newcomers
                     break
                 outputs.append((out, _range_ns(lab)))
-            if blocked:
-                continue
             n = sum(r.get("event_count") or 0 for r in inputs.values())
             steps.append(Step("consolidate" if all(r["tier"] == "archive" for r in inputs.values()) else "migrate",
                               "archive", list(inputs.values()), outputs,

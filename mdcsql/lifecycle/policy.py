@@ -143,7 +143,6 @@ def archive_target(row: dict, as_of_ns: int) -> str | None:
     first, end = row.get("first_ts_ns"), row.get("end_ns")
     if first is None or end is None:
         return None
-    d0 = date(1970, 1, 1) + timedelta(days=first // DAY_NS)
     d1 = date(1970, 1, 1) + timedelta(days=(end - 1) // DAY_NS)
     for g in reversed(GRANULARITIES):
         last_period_end = label_range(label_of(d1, g))[1]

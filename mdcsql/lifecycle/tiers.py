@@ -32,7 +32,7 @@ from mdcsql.layout import (DAY_NS, EVENT_TYPES, TIER_ROOTS, FileMeta, PartitionK
 
 __all__ = ["TIER_ORDER", "ARCHIVE_DIR", "GRANULARITIES", "TierSpec", "tier_specs", "mount_tiers",
            "archive_relpath", "parse_archive", "parse_any", "label_of", "label_range",
-           "granularity_of", "archive_globs", "parse_codec_spec", "label_start_ns", "archive_reason_of"]
+           "granularity_of", "archive_globs", "parse_codec_spec", "label_start_ns"]
 
 TIER_ORDER = ("hot", "warm", "cold", "archive")
 ARCHIVE_DIR = "_archive"
@@ -247,10 +247,6 @@ def parse_archive(relpath: str) -> FileMeta:
     if archive_relpath(m["reason"], key, m["label"], part=part) != relpath:
         raise ValueError(f"{relpath!r} is not canonical")
     return FileMeta(key=key, codec="parquet", part=part, checksum6=None, relpath=relpath, tier="archive")
-
-
-def archive_reason_of(relpath: str) -> str:
-    return relpath.split("/", 2)[1]
 
 
 def parse_any(relpath: str, layout) -> FileMeta:

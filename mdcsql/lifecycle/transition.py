@@ -29,7 +29,7 @@ from pathlib import Path
 
 from mdcsql.durable import atomic_write_json, fsync_dir, read_json
 from mdcsql.errors import MdcsqlError
-from mdcsql.ingest.seal import MANIFEST_SUFFIX, manifest_path
+from mdcsql.ingest.seal import manifest_path
 from mdcsql.layout import CATALOG_DIR
 from mdcsql.lifecycle import journal
 
@@ -221,7 +221,6 @@ def recover_transitions(root: Path) -> dict:
     root = Path(root)
     finished = removed = 0
     jdir = root / TRANSITIONS_DIR
-    live_tmps = set()
     for jpath in sorted(jdir.glob("*.json")) if jdir.is_dir() else ():
         try:
             doc = read_json(jpath)
@@ -233,10 +232,8 @@ def recover_transitions(root: Path) -> dict:
         for dirpath, _dirs, names in os.walk(base):
             for name in names:
                 if name.endswith(TMP_MARK):
-                    p = Path(dirpath) / name
-                    if p not in live_tmps:
-                        _unlink(p)
-                        removed += 1
+                    _unlink(Path(dirpath) / name)
+                    removed += 1
     return {"finished": finished, "tmp_removed": removed}
 
 
@@ -260,10 +257,3 @@ def _tmp_bases(root: Path):
     for b in SCAN_BASES:
         if (root / b).is_dir():
             yield root / b
-
-
-def read_manifest(root: Path, rel: str) -> dict | None:
-    try:
-        return read_json(Path(root) / (rel + MANIFEST_SUFFIX))
-    except (OSError, ValueError):
-        return None
